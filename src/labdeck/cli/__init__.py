@@ -1,0 +1,24 @@
+"""The ``labdeck`` command: one click group; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from labdeck import __version__
+from labdeck.cli.config_cmd import config
+from labdeck.cli.server_cmd import server, up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="labdeck")
+def cli() -> None:
+    """labdeck: workspaces, experiment tracking, a model registry and model deployments for a team."""
+
+
+cli.add_command(up)
+cli.add_command(server)
+cli.add_command(config)
+
+
+def main() -> None:
+    cli()

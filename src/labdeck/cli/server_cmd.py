@@ -1,0 +1,67 @@
+"""``labdeck server`` and ``labdeck up``: run the platform's HTTP server.
+
+``up`` is the README's one command: the embedded default (SQLite and a local folder under
+``~/.labdeck``) on http://127.0.0.1:8080. ``server`` is the same process with every knob
+open, for team and cluster installs.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import click
+import uvicorn
+
+from labdeck.app import create_app
+from labdeck.cli.options import load_settings, settings_options
+from labdeck.config import Settings
+from labdeck.logs import configure
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(settings: Settings, banner: bool) -> None:
+    configure(settings.logging)
+    sock = bind(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    click.echo(f"labdeck is listening at {url}", err=True)
+    if banner:
+        click.echo(f"  data folder: {settings.data_dir}\n  MLflow clients: export MLFLOW_TRACKING_URI={url}", err=True)
+    config = uvicorn.Config(
+        create_app(settings),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=settings.logging.access_log,
+        timeout_keep_alive=30,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@click.command()
+@settings_options
+def server(**flags: Any) -> None:
+    """Run the labdeck server."""
+    run(load_settings(**flags), banner=False)
+
+
+@click.command()
+@settings_options
+def up(**flags: Any) -> None:
+    """Start the whole platform on the embedded default (SQLite + a local folder)."""
+    run(load_settings(**flags), banner=True)

@@ -1,0 +1,150 @@
+"""The settings tree: every knob of labdeck, typed and documented in one place.
+
+Precedence, highest first: a CLI flag, a ``LABDECK_*`` environment variable (nested
+sections joined with ``__``, e.g. ``LABDECK_SERVER__PORT``), the TOML file given with
+``--config``, then the default written here. ``labdeck config show`` prints the result.
+Every field carries a description; a test fails when one does not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 picks a free one).")
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the metadata database, e.g. postgresql+psycopg://user@host/db. "
+            "Empty means the embedded SQLite file <data_dir>/labdeck.db."
+        ),
+    )
+    pool_size: int = Field(8, ge=1, le=256, description="Connections kept open for readers (and writers on PostgreSQL).")
+    group_commit_max: int = Field(
+        256, ge=1, le=100_000, description="SQLite only: most write operations committed together in one transaction."
+    )
+
+
+class ArtifactSettings(BaseModel):
+    uri: str | None = Field(
+        None,
+        description=(
+            "Where artifacts are stored: a local folder, or s3://bucket/prefix. "
+            "Empty means the folder <data_dir>/artifacts."
+        ),
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description=(
+            "Endpoint of an S3-compatible store (MinIO, Ceph, ...). Empty means AWS, or the "
+            "endpoint named by MLFLOW_S3_ENDPOINT_URL / AWS_ENDPOINT_URL."
+        ),
+    )
+    s3_region: str | None = Field(None, description="S3 region; empty means the usual AWS configuration.")
+    multipart_upload_chunk_mb: int = Field(
+        10, ge=5, le=5000, description="Part size offered to clients for multipart uploads to S3, in MiB."
+    )
+
+
+class LoggingSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written to the log.")
+    format: Literal["text", "json"] = Field("text", description="text: key=value lines for people; json: one object per line.")
+    access_log: bool = Field(False, description="Write one log line per HTTP request.")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one labdeck process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABDECK_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(Path("~/.labdeck"), description="Folder holding the embedded database and artifacts.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP server.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="The metadata database.")
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings, description="The artifact store.")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'labdeck.db'}"
+
+    @property
+    def artifacts_uri(self) -> str:
+        return self.artifacts.uri or str(self.data_dir / "artifacts")
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Build the settings from flags (``overrides``, nested dicts), env, the TOML file, defaults."""
+        if config_file is not None and not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        bound = type("Settings", (cls,), {"model_config": {**cls.model_config, "toml_file": config_file}})
+        return bound(**_drop_none(overrides))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+    def described(self) -> list[tuple[str, Any, str]]:
+        """Every leaf setting as (dotted name, effective value, description)."""
+        rows: list[tuple[str, Any, str]] = []
+        _walk(self, "", rows)
+        rows.append(("database_url (effective)", self.database_url, "The database URL in use."))
+        rows.append(("artifacts_uri (effective)", self.artifacts_uri, "The artifact root in use."))
+        return rows
+
+
+def _walk(model: BaseModel, prefix: str, rows: list[tuple[str, Any, str]]) -> None:
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _walk(value, f"{prefix}{name}.", rows)
+        else:
+            rows.append((f"{prefix}{name}", value, field.description or ""))
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """CLI flags that were not given arrive as None; they must not shadow lower sources."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,187 @@
+"""Runs storage work on threads so the event loop never waits on the database.
+
+``Database.read(fn)`` runs ``fn(connection)`` inside a read transaction on a pool thread.
+``Database.write(fn)`` runs it inside a write transaction, and how depends on the backend:
+
+- SQLite allows one writer at a time, so every write goes through one writer thread that
+  drains its queue and commits everything it found in a single transaction (group commit),
+  each operation inside its own SAVEPOINT so that one failing operation rolls back alone.
+  Sixteen concurrent clients therefore never see "database is locked", and a burst of small
+  writes costs one commit instead of sixteen.
+- PostgreSQL handles concurrent writers itself: each write runs in its own transaction on
+  a pool thread.
+
+``fn`` must only touch the database through the connection it is given; it may run again
+only if it raised, never twice on success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from labdeck.db.engine import BEGIN_IMMEDIATE, make_engine
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """The engine plus the threads that use it. ``close()`` stops them."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, group_commit_max: int = 256):
+        self.url = url
+        self.engine = make_engine(url, pool_size)
+        self.dialect = self.engine.dialect.name
+        self._readers = ThreadPoolExecutor(pool_size, thread_name_prefix="labdeck-db")
+        self._group_commit_max = group_commit_max
+        self._writer: _GroupCommitWriter | None = None
+
+    def start(self) -> None:
+        """Start the SQLite writer thread (PostgreSQL needs none). Idempotent."""
+        if self.dialect == "sqlite" and self._writer is None:
+            self._writer = _GroupCommitWriter(self, self._group_commit_max)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration."""
+        from labdeck.db.migrate import upgrade
+
+        upgrade(self.engine)
+
+    async def read(self, fn: Work[T]) -> T:
+        return await asyncio.wrap_future(self._readers.submit(self.read_now, fn))
+
+    async def write(self, fn: Work[T]) -> T:
+        return await asyncio.wrap_future(self.submit_write(fn))
+
+    def read_now(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a read transaction on the calling thread."""
+        with self.engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    def write_now(self, fn: Work[T]) -> T:
+        """Run ``fn`` in a write transaction and wait for it, from any thread but the loop's."""
+        return self.submit_write(fn).result()
+
+    def submit_write(self, fn: Work[T]) -> Future[T]:
+        if self._writer is not None:
+            return self._writer.submit(fn)
+        if self.dialect == "sqlite":
+            raise RuntimeError("Database.start() must be called before writing to SQLite")
+        return self._readers.submit(self._write_in_own_transaction, fn)
+
+    def _write_in_own_transaction(self, fn: Work[T]) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+
+class _GroupCommitWriter:
+    """The single SQLite writer: one thread, one connection, one commit per drained batch."""
+
+    _STOP = object()
+
+    def __init__(self, database: Database, batch_max: int):
+        self._database = database
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="labdeck-db-writer", daemon=True)
+        self._thread.start()  # started by Database.start(), never by Database()
+
+    def submit(self, fn: Work[T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = self._database.engine.connect().execution_options(**{BEGIN_IMMEDIATE: True})
+        try:
+            while True:
+                batch, stopping = self._next_batch()
+                if batch:
+                    conn = self._commit(conn, batch)
+                if stopping:
+                    return
+        finally:
+            conn.close()
+
+    def _next_batch(self) -> tuple[list, bool]:
+        first = self._queue.get()
+        if first is self._STOP:
+            return [], True
+        batch = [first]
+        while len(batch) < self._batch_max:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is self._STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit(self, conn: Connection, batch: list) -> Connection:
+        outcomes: list[tuple[Future, bool, object]] = []
+        try:
+            with conn.begin():
+                if len(batch) == 1:
+                    fn, future = batch[0]
+                    outcomes.append((future, True, fn(conn)))
+                else:
+                    for fn, future in batch:
+                        outcomes.append(_in_savepoint(conn, fn, future))
+        except BaseException as exc:  # the transaction is gone: every caller in it failed
+            if len(batch) == 1 and not outcomes:
+                batch[0][1].set_exception(exc)
+                return conn
+            log.exception("group commit failed; %d writes rolled back", len(batch))
+            for _fn, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return _reconnect(conn)
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)  # type: ignore[arg-type]
+        return conn
+
+
+def _in_savepoint(conn: Connection, fn: Work, future: Future) -> tuple[Future, bool, object]:
+    savepoint = conn.begin_nested()
+    try:
+        value = fn(conn)
+    except Exception as exc:
+        savepoint.rollback()
+        return future, False, exc
+    savepoint.commit()
+    return future, True, value
+
+
+def _reconnect(conn: Connection) -> Connection:
+    engine = conn.engine
+    options = conn.get_execution_options()
+    try:
+        conn.close()
+    except Exception:
+        log.exception("closing the failed writer connection")
+    return engine.connect().execution_options(**options)

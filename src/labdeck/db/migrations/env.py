@@ -1,0 +1,18 @@
+"""Alembic environment: runs migrations on the engine handed over by ``labdeck.db.migrate``."""
+
+from alembic import context
+
+from labdeck.db.metadata import metadata
+
+engine = context.config.attributes["engine"]
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=engine.dialect.name == "sqlite",
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

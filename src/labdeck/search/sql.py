@@ -1,0 +1,46 @@
+"""SQL conditions for checked search clauses, shared by every store that searches.
+
+Key/value children (tags, params) are matched with EXISTS subqueries, so a clause on a
+missing key never matches, except ``IS NULL`` which asks exactly for that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table, exists, not_, select
+from sqlalchemy.sql import ColumnElement
+
+from labdeck.db.sql import compare, like
+from labdeck.search.grammar import Clause
+
+
+def string_condition(conn: Connection, column: ColumnElement, clause: Clause) -> ColumnElement:
+    """A string column against =, !=, LIKE, ILIKE, IN, NOT IN."""
+    op, value = clause.op, clause.value
+    if op == "LIKE":
+        return like(conn, column, str(value), case_sensitive=True)
+    if op == "ILIKE":
+        return like(conn, column, str(value), case_sensitive=False)
+    if op == "IN":
+        return column.in_(list(value))  # type: ignore[arg-type]
+    if op == "NOT IN":
+        return column.notin_(list(value))  # type: ignore[arg-type]
+    return compare(column, op, value)
+
+
+def numeric_condition(column: ColumnElement, clause: Clause) -> ColumnElement:
+    value: Any = clause.value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return compare(column, clause.op, value)
+
+
+def tag_condition(conn: Connection, table: Table, owner: ColumnElement, clause: Clause) -> ColumnElement:
+    """A key/value child table (``table.c.key``, ``table.c.value``) linked by ``owner``."""
+    has_key = select(1).where(owner, table.c.key == clause.key)
+    if clause.op == "IS NULL":
+        return not_(exists(has_key))
+    if clause.op == "IS NOT NULL":
+        return exists(has_key)
+    return exists(has_key.where(string_condition(conn, table.c.value, clause)))
