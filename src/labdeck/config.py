@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,12 +20,18 @@ from pydantic_settings import (
 )
 
 
-class ServerSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 picks a free one).")
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(_Section):
     url: str | None = Field(
         None,
         description=(
@@ -39,7 +45,7 @@ class DatabaseSettings(BaseModel):
     )
 
 
-class ArtifactSettings(BaseModel):
+class ArtifactSettings(_Section):
     uri: str | None = Field(
         None,
         description=(
@@ -60,7 +66,7 @@ class ArtifactSettings(BaseModel):
     )
 
 
-class LoggingSettings(BaseModel):
+class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written to the log.")
     format: Literal["text", "json"] = Field("text", description="text: key=value lines for people; json: one object per line.")
     access_log: bool = Field(False, description="Write one log line per HTTP request.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -24,5 +25,16 @@ def show(as_json: bool, **flags: Any) -> None:
         click.echo(settings.model_dump_json(indent=2))
         return
     for name, value, description in settings.described():
-        click.echo(f"{name} = {value!r}")
+        click.echo(f"{name} = {_shown(value)}")
         click.echo(f"    {description}")
+
+
+def _shown(value: Any) -> str:
+    """TOML-like: strings and paths quoted, None as unset."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value))
