@@ -24,12 +24,12 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from labdeck.clock import now_ms
 from labdeck.db import Database
-from labdeck.db.sql import in_chunks, insert, insert_ignore, upsert
+from labdeck.db.sql import driver_statement, in_chunks, insert, insert_ignore, prepared, upsert
 from labdeck.errors import AlreadyExists, InvalidParameter, NotFound
 from labdeck.search import grammar
 from labdeck.search.paging import make_token, read_token
@@ -549,7 +549,12 @@ def _to_run_info(row: Any) -> RunInfo:
 
 
 def _run_info(conn: Connection, run_id: str) -> RunInfo:
-    row = conn.execute(select(*_RUN_INFO_COLUMNS).where(t.runs.c.run_uuid == run_id)).first()
+    statement = driver_statement(
+        conn, "run_info", lambda _: select(*_RUN_INFO_COLUMNS).where(t.runs.c.run_uuid == bindparam("run_id"))
+    )
+    cursor = statement.execute(conn, {"run_id": run_id})
+    row = cursor.fetchone()
+    cursor.close()
     if row is None:
         raise NotFound(f"Run with id={run_id} not found")
     return _to_run_info(row)
@@ -593,14 +598,14 @@ def _log_batch(
         _log_params(conn, run_id, params)
     if metrics:
         rows = [{"run_uuid": run_id, **m} for m in metrics]
-        conn.execute(insert_ignore(conn, t.metrics), rows)
+        driver_statement(conn, "insert_metrics", lambda c: insert_ignore(c, t.metrics)).executemany(conn, rows)
         _update_latest_metrics(conn, rows)
         for_models = [r for r in rows if r["model_id"]]
         if for_models:
-            conn.execute(insert_ignore(conn, t.logged_model_metrics), for_models)
+            conn.execute(prepared(conn, "insert_model_metrics", lambda c: insert_ignore(c, t.logged_model_metrics)), for_models)
     if tags:
         conn.execute(
-            upsert(conn, t.tags, ["run_uuid", "key"], ["value"]),
+            prepared(conn, "upsert_tags", lambda c: upsert(c, t.tags, ["run_uuid", "key"], ["value"])),
             [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags],
         )
         names = [v for k, v in tags if k == RUN_NAME_TAG]
@@ -611,9 +616,12 @@ def _log_batch(
 def _log_params(conn: Connection, run_id: str, params: list[tuple[str, str]]) -> None:
     p = t.params
     wanted = dict(params)
-    existing = dict(
-        conn.execute(select(p.c.key, p.c.value).where(p.c.run_uuid == run_id, in_chunks(p.c.key, list(wanted)))).all()
+    statement = prepared(
+        conn,
+        "params_by_key",
+        lambda _: select(p.c.key, p.c.value).where(p.c.run_uuid == bindparam("run_id"), p.c.key.in_(bindparam("keys", expanding=True))),
     )
+    existing = dict(conn.execute(statement, {"run_id": run_id, "keys": list(wanted)}).all())
     conflicts = [(k, existing[k], v) for k, v in wanted.items() if k in existing and existing[k] != v]
     if len(conflicts) == 1 and len(params) == 1:
         key, old, new = conflicts[0]
@@ -628,7 +636,7 @@ def _log_params(conn: Connection, run_id: str, params: list[tuple[str, str]]) ->
         )
     new = [{"run_uuid": run_id, "key": k, "value": v} for k, v in wanted.items() if k not in existing]
     if new:
-        conn.execute(insert_ignore(conn, p), new)
+        conn.execute(prepared(conn, "insert_params", lambda c: insert_ignore(c, p)), new)
 
 
 _LATEST_UPDATE = ("value", "timestamp", "step", "is_nan", "model_id", "dataset_name", "dataset_digest")
@@ -644,15 +652,20 @@ def _update_latest_metrics(conn: Connection, rows: list[dict[str, Any]]) -> None
             current["value"],
         ):
             newest[row["key"]] = row
+    statement = driver_statement(conn, "upsert_latest_metrics", _upsert_latest_metric)
+    statement.executemany(conn, [newest[k] for k in sorted(newest)])
+
+
+def _upsert_latest_metric(conn: Connection) -> Any:
+    """Replace a run's latest point for a key only by a newer one (step, timestamp, value)."""
     stmt = insert(conn, t.latest_metrics)
     lm = t.latest_metrics
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["run_uuid", "key"],
         set_={c: stmt.excluded[c] for c in _LATEST_UPDATE},
         where=tuple_(stmt.excluded.step, stmt.excluded.timestamp, stmt.excluded.value)
         > tuple_(lm.c.step, lm.c.timestamp, lm.c.value),
     )
-    conn.execute(stmt, [newest[k] for k in sorted(newest)])
 
 
 def _dataset_uuid(conn: Connection, experiment_id: int, dataset: dict[str, Any]) -> str:

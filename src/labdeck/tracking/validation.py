@@ -67,8 +67,15 @@ def _resolves_elsewhere(name: str) -> bool:
     return norm != name or norm == "." or norm.startswith("..") or norm.startswith("/")
 
 
+# Keys already found valid: a batch logs the same few keys thousands of times.
+_VALID_KEYS: set[str] = set()
+_VALID_KEYS_MAX = 10_000
+
+
 def key_name(name: Any, path: str, what: str = "key") -> str:
     """A metric, param or tag key: allowed characters, no path tricks, at most 250 chars."""
+    if type(name) is str and name in _VALID_KEYS:
+        return name
     if name is None:
         raise missing(path)
     if not isinstance(name, str):
@@ -84,6 +91,8 @@ def key_name(name: Any, path: str, what: str = "key") -> str:
         )
     if len(name) > MAX_ENTITY_KEY_LENGTH:
         raise InvalidParameter(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
+    if len(_VALID_KEYS) < _VALID_KEYS_MAX:
+        _VALID_KEYS.add(name)
     return name
 
 
@@ -126,6 +135,8 @@ def experiment_tag(key: Any, value: Any) -> tuple[str, str]:
 
 def metric_value(value: Any, path: str, key: str, timestamp: Any) -> tuple[float, bool]:
     """The value to store and its NaN flag. ±Inf are clamped to ±DOUBLE_MAX, as MLflow does."""
+    if type(value) is float and -DOUBLE_MAX <= value <= DOUBLE_MAX:
+        return value, False
     if value is None:
         raise missing(path)
     if isinstance(value, str):
@@ -154,6 +165,8 @@ def _not_double(timestamp: Any) -> str:
 
 
 def int64(value: Any, path: str, *, nonnegative: bool = False, what: str = "value") -> int:
+    if type(value) is int and (0 if nonnegative else -(2**63)) <= value < 2**63:
+        return value
     if isinstance(value, bool):
         raise invalid_value(path, value, f"{what} must be a 64-bit integer")
     if isinstance(value, int):
