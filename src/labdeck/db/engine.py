@@ -22,6 +22,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
+    # Checkpoints run on their own thread (Database's checkpointer), never inside a commit.
+    "PRAGMA wal_autocheckpoint=0",
 )
 
 # The execution option a connection sets to open its transactions with BEGIN IMMEDIATE.

@@ -195,7 +195,7 @@ class TrackingApi:
         page = await self.service.get_metric_history(
             req.run_id(), req.str("metric_key", required=True), req.int("max_results"), req.str("page_token")
         )
-        return _page("metrics", [wire.metric(m, with_run_id=True) for m in page.items], page.next_page_token)
+        return _page("metrics", wire.history(page.items), page.next_page_token)
 
     @rpc("GET", "/mlflow/metrics/get-history-bulk-interval")
     async def get_metric_history_bulk_interval(self, req: RpcRequest) -> dict[str, Any]:
@@ -217,11 +217,11 @@ class TrackingApi:
         if len(run_ids) > 100:
             raise InvalidParameter(f"GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received {len(run_ids)} run_ids.")
         key = req.str("metric_key", required=True)
-        limit = req.int("max_results", default=25000)
+        limit = v.max_results(req.int("max_results", default=25000), None)
         points: list[dict[str, Any]] = []
         for run_id in run_ids:
             page = await self.service.get_metric_history(run_id, key, None, None)
-            points.extend(wire.metric(m, with_run_id=True) for m in page.items)
+            points.extend(wire.history(page.items))
         points.sort(key=lambda m: (m["run_id"], m["timestamp"], m["step"]))
         return _page("metrics", points[:limit], None)
 
@@ -245,8 +245,8 @@ class TrackingApi:
     async def create_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         model = await self.service.models.create(
             v.experiment_id(req.str("experiment_id", required=True)),
-            req.str("name"),
-            req.str("model_type"),
+            v.logged_model_name(req.str("name")),
+            v.optional_limited(req.str("model_type"), "model_type", v.MAX_LOGGED_MODEL_TYPE_LENGTH),
             req.str("source_run_id"),
             _pairs(req.obj_list("params"), "params"),
             _pairs(req.obj_list("tags"), "tags"),
@@ -264,7 +264,10 @@ class TrackingApi:
             name = d.get("dataset_name")
             if not isinstance(name, str) or not name:
                 raise v.missing(f"datasets[{i}].dataset_name")
-            datasets.append((name, d.get("dataset_digest")))
+            digest = d.get("dataset_digest")
+            if digest is not None and not isinstance(digest, str):
+                raise v.invalid_value(f"datasets[{i}].dataset_digest", digest, "expected a string")
+            datasets.append((name, digest))
         order_by = []
         for i, o in enumerate(req.obj_list("order_by")):
             field = o.get("field_name")
@@ -273,7 +276,7 @@ class TrackingApi:
             ascending = o.get("ascending", True)
             if not isinstance(ascending, bool):
                 raise v.invalid_value(f"order_by[{i}].ascending", ascending, "expected true or false")
-            order_by.append((field, ascending))
+            order_by.append((field, ascending, o.get("dataset_name") or None, o.get("dataset_digest") or None))
         max_results = req.int("max_results", default=DEFAULT_LOGGED_MODEL_SEARCH_RESULTS)
         page = await self.service.models.search(
             experiment_ids,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -56,8 +56,10 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
+class Metric(NamedTuple):
+    """One logged point. A named tuple rather than a dataclass: a history read moves
+    hundreds of thousands of them, and tuples are several times cheaper to build."""
+
     key: str
     value: float
     timestamp: int

@@ -55,8 +55,9 @@ EXPERIMENT_SPEC = grammar.SearchSpec(
     entity="experiments",
     string_attributes={"name": "name", "experiment_id": "experiment_id"},
     numeric_attributes={"creation_time": "creation_time", "last_update_time": "last_update_time"},
-    list_attributes=frozenset({"experiment_id", "name"}),
+    list_attributes=frozenset({"experiment_id"}),
     kinds=frozenset({"attribute", "tag"}),
+    kind_words=frozenset({"attribute", "tag", "tags"}),
     orderable_attributes={k: k for k in ("name", "experiment_id", "creation_time", "last_update_time")},
     forbidden_attributes={
         "lifecycle_stage": "Invalid attribute key 'lifecycle_stage' specified: use view_type to select deleted experiments."
@@ -126,13 +127,12 @@ class SqlTrackingStore:
             q = select(e.c.experiment_id).where(e.c.lifecycle_stage.in_(view_type.stages()))
             for clause in clauses:
                 q = q.where(_experiment_condition(conn, clause))
-            order_cols = []
-            for order in orders:
-                col = e.c[order.key]
-                order_cols.append(col.asc() if order.ascending else col.desc())
-            if not any(o.key == "creation_time" for o in orders):
-                order_cols.append(e.c.creation_time.desc())
-            order_cols.append(e.c.experiment_id.asc())
+            # MLflow's order: newest first by default; after explicit keys, experiment_id DESC.
+            order_cols = [e.c[o.key].asc() if o.ascending else e.c[o.key].desc() for o in orders]
+            if not orders:
+                order_cols = [e.c.creation_time.desc(), e.c.experiment_id.asc()]
+            elif not any(o.key == "experiment_id" for o in orders):
+                order_cols.append(e.c.experiment_id.desc())
             ids = [r[0] for r in conn.execute(q.order_by(*order_cols).limit(max_results + 1).offset(offset))]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             ids = ids[:max_results]
@@ -287,7 +287,8 @@ class SqlTrackingStore:
         key, value (NaN stored as 0 with is_nan), timestamp, step, is_nan, model_id,
         dataset_name, dataset_digest.
         """
-        await self.db.write(lambda conn: _log_batch(conn, run_id, metrics, params, tags))
+        small = len(metrics) + len(params) + len(tags) <= 10
+        await self.db.write(lambda conn: _log_batch(conn, run_id, metrics, params, tags), small=small)
 
     async def append_to_json_tag(self, run_id: str, key: str, item: Any) -> None:
         """Append ``item`` to the JSON list held in a run tag, in one transaction."""
@@ -394,17 +395,19 @@ class SqlTrackingStore:
 
         def work(conn: Connection) -> Page[Metric]:
             _run_info(conn, run_id)
-            m = t.metrics
-            q = (
-                select(m.c.value, m.c.timestamp, m.c.step, m.c.is_nan, m.c.model_id, m.c.dataset_name, m.c.dataset_digest)
-                .where(m.c.run_uuid == run_id, m.c.key == key)
-                .order_by(m.c.timestamp, m.c.step, m.c.value)
-            )
-            if max_results is not None:
-                q = q.limit(max_results + 1)
-            if offset:
-                q = q.offset(offset)
-            rows = conn.execute(q).all()
+            params = {"run_id": run_id, "key": key}
+            if max_results is None and not offset:
+                statement = driver_statement(conn, "history", lambda _: _history_query())
+            else:
+                statement = driver_statement(
+                    conn, "history_page", lambda _: _history_query().limit(bindparam("limit")).offset(bindparam("offset"))
+                )
+                params.update(limit=-1 if max_results is None else max_results + 1, offset=offset)
+                if max_results is None and conn.dialect.name == "postgresql":
+                    params["limit"] = None
+            cursor = statement.execute(conn, params)
+            rows = cursor.fetchall()
+            cursor.close()
             token = None
             if max_results is not None and len(rows) > max_results:
                 rows = rows[:max_results]
@@ -452,6 +455,15 @@ class SqlTrackingStore:
 # ---------------------------------------------------------------------- helpers
 
 
+def _history_query() -> Any:
+    m = t.metrics
+    return (
+        select(m.c.value, m.c.timestamp, m.c.step, m.c.is_nan, m.c.model_id, m.c.dataset_name, m.c.dataset_digest)
+        .where(m.c.run_uuid == bindparam("run_id"), m.c.key == bindparam("key"))
+        .order_by(m.c.timestamp, m.c.step, m.c.value)
+    )
+
+
 def _experiment(conn: Connection, experiment_id: int) -> Experiment:
     found = _experiments(conn, [experiment_id])
     if experiment_id not in found:
@@ -484,7 +496,7 @@ def _experiments(conn: Connection, ids: list[int]) -> dict[int, Experiment]:
 
 
 def _experiment_condition(conn: Connection, clause: grammar.Clause) -> Any:
-    from labdeck.search.sql import string_condition, tag_condition
+    from labdeck.search.sql import numeric_condition, string_condition, tag_condition
 
     e = t.experiments
     if clause.kind == "tag":
@@ -499,6 +511,10 @@ def _experiment_condition(conn: Connection, clause: grammar.Clause) -> Any:
         except ValueError:
             raise InvalidParameter(f"Invalid experiment ID in filter: {clause.value!r}. Experiment IDs are integers.") from None
         return e.c.experiment_id.in_(ids) if clause.op in ("=", "IN") else e.c.experiment_id.notin_(ids)
+    if clause.key in ("creation_time", "last_update_time"):
+        if not isinstance(clause.value, float) or not clause.value.is_integer():
+            raise InvalidParameter(f"Invalid value for numeric attribute '{clause.key}': '{clause.value}'")
+        return numeric_condition(e.c[clause.key], clause)
     return string_condition(conn, e.c[clause.key], clause)
 
 

@@ -48,6 +48,21 @@ def metric(m: Metric, *, with_run_id: bool = False) -> dict[str, Any]:
     return out
 
 
+def history(points: list[Metric]) -> list[dict[str, Any]]:
+    """``metric(m, with_run_id=True)`` for a whole history, in one tight loop."""
+    out = []
+    append = out.append
+    for m in points:
+        value = m.value
+        if value != value or value in (math.inf, -math.inf):
+            value = _double(value)
+        point = {"key": m.key, "value": value, "timestamp": m.timestamp, "step": m.step, "run_id": m.run_id}
+        if m.model_id or m.dataset_name or m.dataset_digest:
+            point = metric(m, with_run_id=True)
+        append(point)
+    return out
+
+
 def run_info(info: RunInfo) -> dict[str, Any]:
     out: dict[str, Any] = {
         "run_uuid": info.run_id,
