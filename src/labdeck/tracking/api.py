@@ -188,6 +188,18 @@ class TrackingApi:
         )
         return _page("runs", [wire.run(r) for r in page.items], page.next_page_token)
 
+    @rpc("POST", "/mlflow/experiments/search-datasets")
+    async def search_datasets(self, req: RpcRequest) -> dict[str, Any]:
+        summaries = await self.service.search_datasets(req.str_list("experiment_ids"))
+        return _page(
+            "dataset_summaries",
+            [
+                {"experiment_id": e, "name": n, "digest": d, **({"context": c} if c else {})}
+                for e, n, d, c in summaries
+            ],
+            None,
+        )
+
     # ------------------------------------------------------------------ metrics
 
     @rpc("GET", "/mlflow/metrics/get-history")

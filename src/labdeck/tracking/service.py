@@ -19,8 +19,14 @@ from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.store import SqlTrackingStore
 
 LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+RUN_NAME_TAG = "mlflow.runName"
 MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_BULK_RESULTS = 2500
+MAX_DATASET_SEARCH_EXPERIMENTS = 20
+# A history page larger than any history: bigger requests mean "everything" and are
+# capped here, so that the page size plus one still fits in a SQL LIMIT.
+MAX_HISTORY_PAGE = 2**31 - 1
+SEE_API_DOCS = " See the API docs for more information about request parameters."
 
 
 class TrackingService:
@@ -76,7 +82,11 @@ class TrackingService:
     ) -> Run:
         checked = dict(v.run_tag(tag.get("key"), tag.get("value"), f"tags[{i}]") for i, tag in enumerate(tags))
         if run_name is not None and len(run_name) > v.MAX_RUN_NAME_LENGTH:
-            raise InvalidParameter(f"'run_name' exceeds the maximum length of {v.MAX_RUN_NAME_LENGTH} characters")
+            raise v.exceeds_length("run_name", v.MAX_RUN_NAME_LENGTH)
+        if not run_name and len(checked.get(RUN_NAME_TAG, "")) > v.MAX_RUN_NAME_LENGTH:
+            # the tag becomes the run's name when no run_name is given
+            raise v.exceeds_length(RUN_NAME_TAG, v.MAX_RUN_NAME_LENGTH)
+        user_id = v.optional_limited(user_id, "user_id", v.MAX_USER_ID_LENGTH)
         start = v.int64(start_time, "start_time", nonnegative=True) if start_time is not None else now_ms()
         return await self.store.create_run(
             v.experiment_id(experiment_id if experiment_id is not None else "0"), user_id or "", start, run_name, checked
@@ -146,26 +156,32 @@ class TrackingService:
         checked = []
         for i, raw in enumerate(datasets):
             dataset = v.dataset(raw.get("dataset"), f"datasets[{i}].dataset")
-            tags = [v.input_tag(tag, f"datasets[{i}].tags[{j}]") for j, tag in enumerate(raw.get("tags") or [])]
+            raw_tags = raw.get("tags")
+            if raw_tags is not None and not isinstance(raw_tags, list):
+                raise v.invalid_value(f"datasets[{i}].tags", raw_tags, "expected a list of objects")
+            tags = [v.input_tag(tag, f"datasets[{i}].tags[{j}]") for j, tag in enumerate(raw_tags or [])]
             checked.append((dataset, tags))
-        model_ids = []
-        for i, raw in enumerate(models):
-            model_id = raw.get("model_id")
-            if not isinstance(model_id, str) or not model_id:
-                raise v.missing(f"models[{i}].model_id")
-            model_ids.append(model_id)
+        model_ids = [_model_id(raw, f"models[{i}]") for i, raw in enumerate(models)]
         await self.store.log_inputs(v.run_id(run_id), checked, model_ids)
 
     async def log_outputs(self, run_id: str, models: list[dict[str, Any]]) -> None:
         outputs = []
         for i, raw in enumerate(models):
-            model_id = raw.get("model_id")
-            if not isinstance(model_id, str) or not model_id:
-                raise v.missing(f"models[{i}].model_id")
+            model_id = _model_id(raw, f"models[{i}]")
             if raw.get("step") is None:
                 raise v.missing(f"models[{i}].step")
             outputs.append((model_id, v.int64(raw["step"], f"models[{i}].step")))
         await self.store.log_outputs(v.run_id(run_id), outputs)
+
+    async def search_datasets(self, experiment_ids: list[str]) -> list[tuple[str, str, str, str | None]]:
+        if not experiment_ids:
+            raise InvalidParameter("SearchDatasets request must specify at least one experiment_id.")
+        if len(experiment_ids) > MAX_DATASET_SEARCH_EXPERIMENTS:
+            raise InvalidParameter(
+                f"SearchDatasets request cannot specify more than {MAX_DATASET_SEARCH_EXPERIMENTS} experiment_ids. "
+                f"Received {len(experiment_ids)} experiment_ids."
+            )
+        return await self.store.search_datasets([v.experiment_id(e) for e in experiment_ids])
 
     async def search_runs(
         self,
@@ -183,28 +199,28 @@ class TrackingService:
     async def get_metric_history(
         self, run_id: str, key: str, max_results: int | None, page_token: str | None
     ) -> Page[Metric]:
-        if max_results is not None and max_results <= 0:
-            raise v.invalid_value("max_results", max_results, "it must be at least 1")
+        if max_results is not None:
+            max_results = min(v.max_results(max_results, None), MAX_HISTORY_PAGE)
         return await self.store.get_metric_history(v.run_id(run_id), key, max_results, page_token)
 
     async def get_metric_history_bulk_interval(
         self, run_ids: list[str], key: str, start_step: int | None, end_step: int | None, max_results: int | None
     ) -> list[Metric]:
         if not run_ids:
-            raise InvalidParameter("GetMetricHistoryBulkInterval request must specify at least one run_id.")
+            raise InvalidParameter("Missing value for required parameter 'run_ids'." + SEE_API_DOCS)
         if len(run_ids) > MAX_HISTORY_BULK_RUNS:
             raise InvalidParameter(
-                f"GetMetricHistoryBulkInterval request cannot specify more than {MAX_HISTORY_BULK_RUNS} run_ids. "
-                f"Received {len(run_ids)} run_ids."
+                f"GetMetricHistoryBulkInterval request must specify at most {MAX_HISTORY_BULK_RUNS} run_ids. "
+                f"Received {len(run_ids)} run_ids." + SEE_API_DOCS
             )
+        limit = MAX_HISTORY_BULK_RESULTS if max_results is None else max_results
+        if not 1 <= limit <= MAX_HISTORY_BULK_RESULTS:
+            raise InvalidParameter(f"max_results must be between 1 and {MAX_HISTORY_BULK_RESULTS}." + SEE_API_DOCS)
         if (start_step is None) != (end_step is None):
             raise InvalidParameter("If either start step or end step are specified, both must be specified.")
         if start_step is not None and start_step > end_step:  # type: ignore[operator]
-            raise InvalidParameter("end_step must be greater than start_step. ")
-        limit = MAX_HISTORY_BULK_RESULTS if max_results is None else max_results
-        if not 1 <= limit <= MAX_HISTORY_BULK_RESULTS:
             raise InvalidParameter(
-                f"max_results must be between 1 and {MAX_HISTORY_BULK_RESULTS}, got {limit}."
+                f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
             )
         for run_id in run_ids:
             v.run_id(run_id, "run_ids")
@@ -217,34 +233,58 @@ class TrackingService:
 
 
 def _metric_row(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """A validated metrics-table row from a wire Metric (NaN stored as 0 with is_nan)."""
+    """A validated metrics-table row from a wire Metric (NaN stored as 0 with is_nan).
+
+    Paths and messages are MLflow's: a missing key is 'key', a bad one is 'name'.
+    """
     path = f"{prefix}." if prefix else ""
-    key = v.key_name(raw.get("key"), f"{path}key" if prefix else "key", "metric name")
+    key = raw.get("key")
+    if key is None:
+        raise v.missing(f"{path}key")
+    key = v.key_name(key, f"{path}name", "metric name", length_name="Metric name")
     timestamp = raw.get("timestamp")
     value, is_nan = v.metric_value(raw.get("value"), f"{path}value", key, timestamp)
     if timestamp is None:
         raise v.missing(f"{path}timestamp")
-    timestamp = v.int64(timestamp, f"{path}timestamp", nonnegative=True, what="Timestamp")
+    try:
+        timestamp = v.int64(timestamp, f"{path}timestamp", nonnegative=True)
+    except InvalidParameter:
+        raise v.invalid_value(
+            f"{path}timestamp",
+            timestamp,
+            f"{_described(key, value, is_nan)} Timestamp must be a nonnegative long (64-bit integer) ",
+        ) from None
     step = raw.get("step")
-    step = 0 if step is None else v.int64(step, f"{path}step", what="Step")
+    if step is not None:
+        try:
+            step = v.int64(step, f"{path}step")
+        except InvalidParameter:
+            raise v.invalid_value(
+                f"{path}step", step, f"{_described(key, value, is_nan)} Step must be a valid long (64-bit integer)."
+            ) from None
     return {
         "key": key,
         "value": value,
         "timestamp": timestamp,
-        "step": step,
+        "step": step or 0,
         "is_nan": is_nan,
-        "model_id": _optional_str(raw, "model_id", path),
-        "dataset_name": _optional_str(raw, "dataset_name", path),
-        "dataset_digest": _optional_str(raw, "dataset_digest", path),
+        "model_id": v.optional_limited(raw.get("model_id"), f"{path}model_id", v.MAX_MODEL_ID_LENGTH),
+        "dataset_name": v.optional_limited(raw.get("dataset_name"), f"{path}dataset_name", v.MAX_DATASET_NAME_SIZE),
+        "dataset_digest": v.optional_limited(
+            raw.get("dataset_digest"), f"{path}dataset_digest", v.MAX_DATASET_DIGEST_SIZE
+        ),
     }
 
 
-def _optional_str(raw: dict[str, Any], name: str, path: str) -> str | None:
-    value = raw.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise v.invalid_value(f"{path}{name}", value, "expected a string")
-    return value
+def _described(key: str, value: float, is_nan: bool) -> str:
+    return f"metric '{key}' (value={float('nan') if is_nan else value})."
+
+
+def _model_id(raw: dict[str, Any], path: str) -> str:
+    """The ``model_id`` of a wire ModelInput or ModelOutput: required, at most 64 characters."""
+    model_id = raw.get("model_id")
+    if not isinstance(model_id, str) or not model_id:
+        raise v.missing(f"{path}.model_id")
+    return v.limited(model_id, f"{path}.model_id", v.MAX_MODEL_ID_LENGTH, truncate=False)
 
 

@@ -351,6 +351,30 @@ class SqlTrackingStore:
 
         await self.db.write(work)
 
+    async def search_datasets(self, experiment_ids: list[int], limit: int = 1000) -> list[tuple[str, str, str, str | None]]:
+        """Distinct (experiment_id, name, digest, context) of the datasets runs used."""
+
+        def work(conn: Connection) -> list[tuple[str, str, str, str | None]]:
+            d, rdi, tag = t.datasets, t.run_dataset_inputs, t.run_dataset_input_tags
+            rows = conn.execute(
+                select(d.c.experiment_id, d.c.name, d.c.digest, tag.c.value)
+                .select_from(
+                    d.join(rdi, rdi.c.dataset_uuid == d.c.dataset_uuid).outerjoin(
+                        tag,
+                        (tag.c.run_uuid == rdi.c.run_uuid)
+                        & (tag.c.dataset_uuid == rdi.c.dataset_uuid)
+                        & (tag.c.key == "mlflow.data.context"),
+                    )
+                )
+                .where(d.c.experiment_id.in_(experiment_ids))
+                .distinct()
+                .order_by(d.c.experiment_id, d.c.name, d.c.digest, tag.c.value)
+                .limit(limit)
+            )
+            return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+        return await self.db.read(work)
+
     async def log_outputs(self, run_id: str, models: list[tuple[str, int]]) -> None:
         def work(conn: Connection) -> None:
             _require_active_run(conn, run_id)
