@@ -67,6 +67,16 @@ class FileResponse(Raw):
         await send({"type": "http.response.body", "body": b""})
 
 
+def _upload_file_name(local_path: str) -> str:
+    """The file name a multipart upload is stored under: clients send the path of their
+    local file (``/home/me/model.bin``, or ``C:\\data\\model.bin``), of which only the last
+    component names the artifact."""
+    name = local_path.replace("\\", "/").rsplit("/", 1)[-1]
+    if not name:
+        raise InvalidParameter(f"Invalid value {local_path!r} for parameter 'path': it names no file.")
+    return name
+
+
 def _parts(raw: list[dict[str, Any]]) -> list[tuple[int, str]]:
     parts = []
     for i, part in enumerate(raw):
@@ -113,7 +123,7 @@ class ArtifactsApi:
 
     @rpc("POST", "/mlflow-artifacts/mpu/create/{path:path}")
     async def create_multipart(self, req: RpcRequest) -> dict[str, Any]:
-        path = join(req.path_params["path"], req.str("path", required=True))
+        path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         num_parts = req.int("num_parts", required=True)
         if not 1 <= num_parts <= 10000:
             raise InvalidParameter(f"Invalid value {num_parts} for parameter 'num_parts': it must be between 1 and 10000.")
@@ -128,13 +138,13 @@ class ArtifactsApi:
 
     @rpc("POST", "/mlflow-artifacts/mpu/complete/{path:path}")
     async def complete_multipart(self, req: RpcRequest) -> dict[str, Any]:
-        path = join(req.path_params["path"], req.str("path", required=True))
+        path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         await self.store.complete_multipart(path, req.str("upload_id", required=True), _parts(req.obj_list("parts")))
         return {}
 
     @rpc("POST", "/mlflow-artifacts/mpu/abort/{path:path}")
     async def abort_multipart(self, req: RpcRequest) -> dict[str, Any]:
-        path = join(req.path_params["path"], req.str("path", required=True))
+        path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         await self.store.abort_multipart(path, req.str("upload_id", required=True))
         return {}
 

@@ -43,7 +43,10 @@ class LocalArtifactStore(ArtifactStore):
         target = self._resolve(path, allow_root=False)
         if target.is_dir():
             raise InvalidParameter(f"Cannot write artifact {path!r}: a directory of that name exists.")
-        await to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+        try:
+            await to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidParameter(f"Cannot write artifact {path!r}: a file stands where a directory is needed.") from None
         self._resolve(path, allow_root=False)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         size = 0
