@@ -292,5 +292,15 @@ class S3ArtifactStore(ArtifactStore):
         )
         return url, {}, int(head["ContentLength"])
 
+    async def presigned_upload(self, path: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        key = self._key(safe_path(path, allow_root=False))
+        url = await self._call(
+            self._client.generate_presigned_url,
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=expires_in,
+        )
+        return url, {}
+
     async def close(self) -> None:
         await to_thread.run_sync(self._client.close)

@@ -80,5 +80,9 @@ class ArtifactStore(ABC):
         """A URL the client may GET directly: (url, headers, file size)."""
         raise NotImplementedByStore("Presigned URLs are not supported for the current artifact repository")
 
+    async def presigned_upload(self, path: str, expires_in: int) -> tuple[str, dict[str, str]]:
+        """A URL the client may PUT the file's bytes to directly: (url, headers)."""
+        raise NotImplementedByStore("Presigned URLs are not supported for the current artifact repository")
+
     async def close(self) -> None:
         """Release clients and threads."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labdeck.artifacts.paths import safe_path
 from labdeck.artifacts.store import ArtifactStore
 from labdeck.artifacts.uri import run_relative_root
 from labdeck.errors import InvalidParameter
@@ -19,6 +20,8 @@ RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 LOGGED_MODEL_STATUSES = tuple(s.value for s in LoggedModelStatus)
 DEFAULT_RUN_SEARCH_RESULTS = 1000
 DEFAULT_LOGGED_MODEL_SEARCH_RESULTS = 50
+PRESIGNED_EXPIRY_SECONDS = 900
+MAX_PRESIGNED_EXPIRY_SECONDS = 7 * 24 * 3600  # what S3 and the other clouds accept
 
 
 def _page(items_key: str, items: list[Any], token: str | None) -> dict[str, Any]:
@@ -251,6 +254,26 @@ class TrackingApi:
             out["files"] = [_file_info(f.path[prefix:], f.is_dir, f.file_size) for f in files]
         return out
 
+    @rpc("POST", "/mlflow/artifacts/presigned-upload-url")
+    async def presigned_upload_url(self, req: RpcRequest) -> dict[str, Any]:
+        run_id, model_id = req.str("run_id"), req.str("model_id")
+        if bool(run_id) == bool(model_id):
+            raise InvalidParameter("Exactly one of run_id and model_id must be provided.")
+        if run_id:
+            root_uri = (await self.service.get_run(run_id)).info.artifact_uri
+        else:
+            root_uri = (await self.service.models.get(model_id)).artifact_location
+        path = _join(run_relative_root(root_uri, self.artifacts), safe_path(req.str("path", required=True), allow_root=False))
+        url, headers = await self.artifacts.presigned_upload(path, _expiration(req))
+        return {"presigned_url": url, **({"headers": _pairs_out(headers)} if headers else {})}
+
+    @rpc("POST", "/mlflow/artifacts/presigned-download-url")
+    async def presigned_download_url(self, req: RpcRequest) -> dict[str, Any]:
+        run = await self.service.get_run(req.run_id())
+        path = _join(run_relative_root(run.info.artifact_uri, self.artifacts), safe_path(req.str("path", required=True), allow_root=False))
+        url, headers, size = await self.artifacts.presigned_download(path, _expiration(req))
+        return {"presigned_url": url, "file_size": size, **({"headers": _pairs_out(headers)} if headers else {})}
+
     # ------------------------------------------------------------------ logged models
 
     @rpc("POST", "/mlflow/logged-models")
@@ -358,6 +381,17 @@ class TrackingApi:
             "presigned_upload_model_id_supported": False,
             "features_enabled": {},
         }
+
+
+def _expiration(req: RpcRequest) -> int:
+    seconds = req.int("expiration", default=PRESIGNED_EXPIRY_SECONDS)
+    if not 1 <= seconds <= MAX_PRESIGNED_EXPIRY_SECONDS:
+        raise InvalidParameter(f"expiration must be between 1 and {MAX_PRESIGNED_EXPIRY_SECONDS} seconds (got {seconds}).")
+    return seconds
+
+
+def _pairs_out(items: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in items.items()]
 
 
 def _join(root: str, path: str) -> str:
