@@ -308,3 +308,23 @@ def test_local_store_answers_multipart_with_mlflows_not_implemented(on_local):
         response = http.post(url, json=payload)
         assert response.status_code == 501
         assert response.json() == {"error_code": "NOT_IMPLEMENTED", "message": NO_MULTIPART}
+
+
+def test_ui_upload_into_a_run(start_server):
+    server = start_server()
+    run_id = httpx.post(server.url + "/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]["run_id"]
+    upload = server.url + "/ajax-api/2.0/mlflow/upload-artifact"
+    ok = httpx.post(upload, params={"run_uuid": run_id, "path": "notes/a.txt"}, content=b"from the UI")
+    assert ok.status_code == 200
+    got = httpx.get(server.url + "/get-artifact", params={"run_id": run_id, "path": "notes/a.txt"})
+    assert got.content == b"from the UI"
+
+    assert httpx.post(upload, params={"path": "x"}, content=b"x").json()["message"] == "Request must specify run_uuid."
+    empty = httpx.post(upload, params={"run_uuid": run_id, "path": "empty.txt"}, content=b"")
+    assert empty.status_code == 400 and empty.json()["message"] == "Request must specify data."
+    big = httpx.post(upload, params={"run_uuid": run_id, "path": "big.bin"}, content=b"x" * (10 * 1024 * 1024 + 1))
+    assert big.status_code == 400 and "Max size is 10MB" in big.json()["message"]
+    escape = httpx.post(upload, params={"run_uuid": run_id, "path": "../../x"}, content=b"x")
+    assert escape.status_code == 400
+    listing = httpx.get(server.url + "/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}).json()
+    assert [f["path"] for f in listing["files"]] == ["notes"]

@@ -27,6 +27,7 @@ from labdeck.wire.types import Send
 
 ARTIFACTS = "/mlflow-artifacts/artifacts"
 PRESIGNED_EXPIRY_SECONDS = 900
+UI_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 async def request_chunks(req: RpcRequest) -> AsyncIterator[bytes]:
@@ -39,6 +40,15 @@ async def request_chunks(req: RpcRequest) -> AsyncIterator[bytes]:
             yield body
         if not message.get("more_body", False):
             return
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise InvalidParameter(f"Artifact size is too large. Max size is {limit // (1024 * 1024)}MB.")
+        yield chunk
 
 
 def download_headers(path: str, size: int) -> list[tuple[bytes, bytes]]:
@@ -146,6 +156,21 @@ class ArtifactsApi:
     async def abort_multipart(self, req: RpcRequest) -> dict[str, Any]:
         path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         await self.store.abort_multipart(path, req.str("upload_id", required=True))
+        return {}
+
+    @rpc("POST", "/mlflow/upload-artifact", stream=True)
+    async def upload_run_artifact(self, req: RpcRequest) -> dict[str, Any]:
+        """The UI's small upload into a run's artifacts (``?run_uuid=&path=``, raw body)."""
+        run_id = req.str("run_uuid") or req.str("run_id")
+        if not run_id:
+            raise InvalidParameter("Request must specify run_uuid.")
+        path = safe_path(req.str("path"), allow_root=False)
+        run = await self.tracking.get_run(run_id)
+        target = join(run_relative_root(run.info.artifact_uri, self.store), path)
+        size = await self.store.write(target, _limited(request_chunks(req), UI_UPLOAD_LIMIT))
+        if size == 0:
+            await self.store.delete(target)
+            raise InvalidParameter("Request must specify data.")
         return {}
 
     @rpc("GET", "/mlflow-artifacts/presigned/{path:path}")
