@@ -128,7 +128,9 @@ class RunningServer:
 
 
 def start_labdeck(settings: Settings) -> RunningServer:
-    sock = socket.socket()
+    # proto=IPPROTO_TCP, so that asyncio sets TCP_NODELAY on accepted connections (it checks
+    # the protocol number); with proto 0 every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
     port = sock.getsockname()[1]

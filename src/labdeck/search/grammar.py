@@ -2,12 +2,17 @@
 
 The grammar is MLflow's (``mlflow/utils/search_utils.py``): comparisons joined only by
 ``AND``; an identifier is ``<type>.<key>`` (no type means an attribute), with keys that
-contain special characters in backticks or double quotes; values are quoted strings,
-numbers, or a parenthesised list of quoted strings for ``IN``/``NOT IN``.
+contain special characters in backticks or quotes; values are quoted strings, numbers, or
+a parenthesised list of quoted strings for ``IN``/``NOT IN``.
 
 ``parse_filter`` only knows the grammar. What each searchable entity allows (which
 attributes exist, which comparators apply, numeric or string values) is a ``SearchSpec``
 that ``check`` applies, so every rejection names what was wrong.
+
+Where MLflow's tokenizer (sqlparse) rejects harmless input, this parser accepts it: bare
+keys with ``- : /`` (``params.a-b``), ``+1`` and ``1e+3``, extra spaces in ``IS NOT NULL``.
+A quote inside a string value may be escaped by doubling it or with a backslash, and the
+value is unescaped (MLflow compares the escaped text as written).
 """
 
 from __future__ import annotations
@@ -38,17 +43,24 @@ NUMERIC_COMPARATORS = frozenset({"=", "!=", ">", ">=", "<", "<="})
 STRING_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE"})
 NULL_COMPARATORS = frozenset({"IS NULL", "IS NOT NULL"})
 LIST_COMPARATORS = frozenset({"IN", "NOT IN"})
+# MLflow names the canonical words in its errors.
+_TYPE_WORDS = ["metric", "parameter", "tag", "attribute", "dataset"]
 
 
 @dataclass(frozen=True, slots=True)
 class Clause:
-    """One comparison. ``value`` is a str, a float, a tuple of str (IN) or None (IS NULL)."""
+    """One comparison. ``value`` is a str, a float, a tuple of str (IN) or None (IS NULL).
+
+    ``word`` is the entity-type word as written ("metrics", "tag", ...; "" when there was
+    none); it only matters to specs that accept fewer words than MLflow's run search.
+    """
 
     kind: str
     key: str
     op: str
     value: str | float | tuple[str, ...] | None
     quoted: bool = False
+    word: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,14 @@ class SearchSpec:
     orderable_attributes: dict[str, str] = field(default_factory=dict)
     orderable_kinds: frozenset[str] = frozenset({"attribute"})
     forbidden_attributes: dict[str, str] = field(default_factory=dict)
+    # The entity-type words accepted before a dot; None accepts every word of ENTITY_TYPES.
+    kind_words: frozenset[str] | None = None
+
+    def check_word(self, word: str) -> None:
+        if word and self.kind_words is not None and word not in self.kind_words:
+            raise InvalidParameter(
+                f"Invalid entity type '{word}'. Valid entity types are {sorted(self.kind_words)}"
+            )
 
     def attribute(self, key: str) -> tuple[str, bool]:
         """Canonical attribute name and whether it is numeric."""
@@ -89,7 +109,10 @@ _WS = re.compile(r"\s+")
 _WORD = re.compile(r"[A-Za-z_][\w]*")
 _BARE_KEY = re.compile(r"[\w.\-:/]+")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?(?![\w.])")
+# ``<>`` and ``NOT LIKE`` are read only to be refused by name, as MLflow refuses them.
 _COMPARATOR = re.compile(r"(!=|<>|>=|<=|=|>|<|(?i:NOT\s+ILIKE|NOT\s+LIKE|NOT\s+IN|ILIKE|LIKE|IN|IS\s+NOT\s+NULL|IS\s+NULL))")
+_BARE_VALUE = re.compile(r"[^\s]+")
+_AND = re.compile(r"(?i:AND)(?![\w.`\"'])")
 
 
 class _Cursor:
@@ -145,41 +168,51 @@ class _Cursor:
 
 
 def _identifier(cur: _Cursor) -> tuple[str, str]:
-    """``(kind, key)``; ``kind`` is the raw type word, or "" when there is no type."""
+    """``(kind, key)``; ``kind`` is the type word as written, or "" when there is no type.
+
+    Type words are case-sensitive (``metrics.x``, not ``METRICS.x``) and may be backticked
+    (`` `metrics`.x ``); a key after the dot may be bare or in backticks, double or single
+    quotes. A quoted identifier with no type is an attribute (`` `Run name` ``).
+    """
     cur.skip_ws()
     ch = cur.peek()
     if ch in ("`", '"'):
-        return "", cur.quoted()
+        name = cur.quoted()
+        if ch == "`" and cur.pos < len(cur.text) and cur.text[cur.pos] == ".":
+            if name not in ENTITY_TYPES:
+                raise InvalidParameter(f"Invalid entity type '{name}'. Valid values are {_TYPE_WORDS}")
+            cur.pos += 1
+            return name, _key(cur, name)
+        return "", name
     start = cur.pos
     word = cur.match(_WORD)
     if word is None:
         raise InvalidParameter(f"Invalid filter string: expected an identifier at {cur.rest()!r}")
     if cur.pos < len(cur.text) and cur.text[cur.pos] == ".":
-        if word.lower() in ENTITY_TYPES or word in ENTITY_TYPES:
+        if word in ENTITY_TYPES:
             cur.pos += 1
-            if cur.pos < len(cur.text) and cur.text[cur.pos] in ("`", '"'):
-                return word, cur.quoted()
-            key = cur.match(_BARE_KEY)
-            if not key:
-                raise InvalidParameter(f"Invalid filter string: expected a key after '{word}.'")
-            return word, key
+            return word, _key(cur, word)
         cur.pos = start
-        key = cur.match(_BARE_KEY) or word
-        entity = key.split(".", 1)[0]
-        raise InvalidParameter(f"Invalid entity type '{entity}'. Valid values are {sorted(ENTITY_TYPES)}")
+        raise InvalidParameter(f"Invalid entity type '{word}'. Valid values are {_TYPE_WORDS}")
     return "", word
 
 
+def _key(cur: _Cursor, word: str) -> str:
+    if cur.pos < len(cur.text) and cur.text[cur.pos] in ("`", '"', "'"):
+        return cur.quoted()
+    key = cur.match(_BARE_KEY)
+    if not key:
+        raise InvalidParameter(f"Invalid filter string: expected a key after '{word}.'")
+    return key
+
+
 def _kind(raw: str) -> str:
-    if not raw:
-        return "attribute"
-    kind = ENTITY_TYPES.get(raw) or ENTITY_TYPES.get(raw.lower())
-    if kind is None:
-        raise InvalidParameter(f"Invalid entity type '{raw}'. Valid values are {sorted(ENTITY_TYPES)}")
-    return kind
+    return ENTITY_TYPES[raw] if raw else "attribute"
 
 
 def _value(cur: _Cursor, op: str) -> tuple[str | float | tuple[str, ...], bool]:
+    if cur.at_end():
+        raise InvalidParameter(f"Invalid comparison clause: expected a value after '{op}'")
     ch = cur.peek()
     if op in LIST_COMPARATORS:
         if ch != "(":
@@ -210,17 +243,24 @@ def _value(cur: _Cursor, op: str) -> tuple[str | float | tuple[str, ...], bool]:
     number = cur.match(_NUMBER)
     if number is not None:
         return float(number), False
-    bare = cur.match(re.compile(r"[^\s]+"))
+    bare = cur.match(_BARE_VALUE)
     return (bare or ""), False
 
 
 def parse_filter(text: str | None) -> list[Clause]:
-    """Parse a filter string; empty or None means no clauses."""
+    """Parse a filter string; empty or None means no clauses.
+
+    Like MLflow, a stray ``AND`` (leading, trailing or doubled) joins nothing and is ignored.
+    """
     if not text or not text.strip():
         return []
     cur = _Cursor(text)
     clauses: list[Clause] = []
     while True:
+        while cur.match(_AND):
+            pass
+        if cur.at_end():
+            return clauses
         if cur.peek() == "(":
             raise InvalidParameter(f"Invalid clause(s) in filter string: parentheses are not allowed, in {text!r}")
         raw_kind, key = _identifier(cur)
@@ -228,30 +268,26 @@ def parse_filter(text: str | None) -> list[Clause]:
         if op_raw is None:
             raise InvalidParameter(f"Invalid filter string: expected a comparator after '{key}', got {cur.rest()!r}")
         op = " ".join(op_raw.upper().split())
-        if op == "<>":
-            op = "!="
-        if op.startswith("NOT ") and op != "NOT IN":
+        if op == "<>" or (op.startswith("NOT ") and op != "NOT IN"):
             raise InvalidParameter(f"Invalid comparator '{op}' in filter string {text!r}")
         kind = _kind(raw_kind)
         if op in NULL_COMPARATORS:
-            clauses.append(Clause(kind, key, op, None))
+            clauses.append(Clause(kind, key, op, None, word=raw_kind))
         else:
             value, quoted = _value(cur, op)
-            clauses.append(Clause(kind, key, op, value, quoted))
+            clauses.append(Clause(kind, key, op, value, quoted, word=raw_kind))
         if cur.at_end():
             return clauses
-        joiner = cur.match(_WORD)
-        if joiner is None or joiner.upper() != "AND":
-            found = joiner or cur.rest()[:20]
-            raise InvalidParameter(f"Invalid clause(s) in filter string: '{found.upper() if joiner else found}'")
-        if cur.at_end():
-            raise InvalidParameter(f"Invalid filter string {text!r}: nothing follows the last AND")
+        if cur.match(_AND) is None:
+            found = cur.match(_WORD)
+            raise InvalidParameter(f"Invalid clause(s) in filter string: '{found or cur.rest()[:20]}'")
 
 
 def check(clauses: list[Clause], spec: SearchSpec) -> list[Clause]:
     """Apply an entity's rules; returns clauses with attribute keys made canonical."""
     checked: list[Clause] = []
     for clause in clauses:
+        spec.check_word(clause.word)
         if clause.kind not in spec.kinds:
             raise InvalidParameter(
                 f"Invalid entity type '{clause.kind}' for {spec.entity}. Valid values are {sorted(spec.kinds)}"
@@ -261,7 +297,7 @@ def check(clauses: list[Clause], spec: SearchSpec) -> list[Clause]:
         elif clause.kind == "metric":
             _comparator(clause, NUMERIC_COMPARATORS)
             if clause.quoted or not isinstance(clause.value, float):
-                raise InvalidParameter(f"Expected numeric value type for metric. Found {_shown(clause.value)}")
+                raise InvalidParameter(f"Expected numeric value type for metric. Found {_shown(clause)}")
             checked.append(clause)
         elif clause.kind in ("param", "tag"):
             _comparator(clause, spec.tag_comparators)
@@ -284,16 +320,16 @@ def _check_attribute(clause: Clause, spec: SearchSpec) -> Clause:
         _comparator(clause, NUMERIC_COMPARATORS)
         if clause.quoted or not isinstance(clause.value, float):
             raise InvalidParameter(
-                f"Expected numeric value type for numeric attribute: {clause.key}. Found {_shown(clause.value)}"
+                f"Expected numeric value type for numeric attribute: {clause.key}. Found {_shown(clause)}"
             )
-        return Clause("attribute", name, clause.op, clause.value, False)
+        return Clause("attribute", name, clause.op, clause.value, False, clause.word)
     _comparator(clause, spec.string_comparators)
     if clause.op in LIST_COMPARATORS and name not in spec.list_attributes:
         raise InvalidParameter(
             f"Only {sorted(spec.list_attributes)} attributes support comparison with a list of quoted string values."
         )
     _quoted_string(clause)
-    return Clause("attribute", name, clause.op, clause.value, True)
+    return Clause("attribute", name, clause.op, clause.value, True, clause.word)
 
 
 def _comparator(clause: Clause, allowed: frozenset[str]) -> None:
@@ -306,17 +342,29 @@ def _comparator(clause: Clause, allowed: frozenset[str]) -> None:
 def _quoted_string(clause: Clause) -> None:
     if clause.op in NULL_COMPARATORS:
         return
-    if not clause.quoted:
+    if clause.quoted:
+        return
+    if isinstance(clause.value, float):
+        what = {"param": "parameter", "tag": "tag", "attribute": "attributes", "dataset": "dataset attributes"}
+        example = " (e.g. 'my-value')" if clause.kind in ("param", "tag") else ""
         raise InvalidParameter(
-            "Parameter value is either not quoted or unidentified quote types used for string value "
-            f"{_shown(clause.value)}. Use either single or double quotes."
+            f"Expected a quoted string value for {what.get(clause.kind, clause.kind)}{example}. "
+            f"Got value {_shown(clause)}"
         )
+    raise InvalidParameter(
+        "Parameter value is either not quoted or unidentified quote types used for string value "
+        f"{_shown(clause)}. Use either single or double quotes."
+    )
 
 
-def _shown(value: object) -> str:
+def _shown(clause: Clause) -> str:
+    """The value as it was written, near enough for an error message."""
+    value = clause.value
+    if isinstance(value, tuple):
+        return "(" + ", ".join(f"'{v}'" for v in value) + ")"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return f"'{value}'" if clause.quoted else str(value)
 
 
 _DIRECTION = re.compile(r"\s+(?i:(ASC|DESC))\s*$")
@@ -338,10 +386,13 @@ def parse_order_by(entries: list[str], spec: SearchSpec) -> list[OrderBy]:
         cur = _Cursor(text)
         try:
             raw_kind, key = _identifier(cur)
-        except InvalidParameter:
+        except InvalidParameter as e:
+            if str(e).startswith("Invalid entity type"):
+                raise
             raise InvalidParameter(f"Invalid order_by clause '{entry}'. Could not be parsed.") from None
         if not cur.at_end():
             raise InvalidParameter(f"Invalid order_by clause '{entry}'. Could not be parsed.")
+        spec.check_word(raw_kind)
         kind = _kind(raw_kind)
         if kind not in spec.orderable_kinds:
             raise InvalidParameter(f"Invalid order_by entity type '{raw_kind or kind}'")

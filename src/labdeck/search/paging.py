@@ -1,8 +1,8 @@
 """Opaque page tokens: a URL-safe encoding of the offset, checked on the way back in.
 
 MLflow's SQL store uses offsets too; the tokens are labdeck's own (an offset and a hash of
-the query they belong to), so a token from another query or another server is refused
-instead of silently paging something else.
+the offset with the query they belong to), so a token from another query, or one whose
+offset was edited, is refused instead of silently paging something else.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _fingerprint(query: object) -> str:
 
 
 def make_token(offset: int, query: object) -> str:
-    raw = orjson.dumps({"offset": offset, "q": _fingerprint(query)})
+    raw = orjson.dumps({"offset": offset, "q": _fingerprint([offset, query])})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -37,6 +37,6 @@ def read_token(token: str | None, query: object) -> int:
         raise InvalidParameter(f"Invalid page token {token!r}: it was not issued by this server.") from None
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidParameter(f"Invalid page token {token!r}: bad offset.")
-    if fingerprint != _fingerprint(query):
+    if fingerprint != _fingerprint([offset, query]):
         raise InvalidParameter("Invalid page token: it belongs to a different search (filter, order or experiments changed).")
     return offset

@@ -311,7 +311,11 @@ class TrackingApi:
             ascending = o.get("ascending", True)
             if not isinstance(ascending, bool):
                 raise v.invalid_value(f"order_by[{i}].ascending", ascending, "expected true or false")
-            order_by.append((field, ascending, o.get("dataset_name") or None, o.get("dataset_digest") or None))
+            on_dataset = [o.get("dataset_name"), o.get("dataset_digest")]
+            for what, value in zip(("dataset_name", "dataset_digest"), on_dataset, strict=True):
+                if value is not None and not isinstance(value, str):
+                    raise v.invalid_value(f"order_by[{i}].{what}", value, "expected a string")
+            order_by.append((field, ascending, on_dataset[0] or None, on_dataset[1] or None))
         max_results = req.int("max_results", default=DEFAULT_LOGGED_MODEL_SEARCH_RESULTS)
         page = await self.service.models.search(
             experiment_ids,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, false, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, exists, false, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from labdeck.clock import now_ms
@@ -39,10 +39,15 @@ LOGGED_MODEL_SPEC = grammar.SearchSpec(
     numeric_attributes=_NUMERIC,
     list_attributes=frozenset({"model_id", "name", "status", "source_run_id"}),
     kinds=frozenset({"attribute", "tag", "param", "metric"}),
-    tag_comparators=grammar.STRING_COMPARATORS,
+    kind_words=frozenset({"attributes", "metrics", "params", "tags"}),
+    tag_comparators=grammar.STRING_COMPARATORS | grammar.LIST_COMPARATORS,
     orderable_attributes={**_STRINGS, **_NUMERIC},
     orderable_kinds=frozenset({"attribute", "metric"}),
 )
+
+# One order_by entry of logged-model search: field name, ascending, and for a metric the
+# dataset (name, digest) whose value to sort by.
+ModelOrder = tuple[str, bool, str | None, str | None]
 
 
 class SqlLoggedModelStore:
@@ -157,12 +162,16 @@ class SqlLoggedModelStore:
         filter_string: str | None,
         datasets: list[tuple[str, str | None]],
         max_results: int,
-        order_by: list[tuple[str, bool]],
+        order_by: list[ModelOrder],
         page_token: str | None,
     ) -> Page[LoggedModel]:
+        """MLflow's order: each key with missing values last, a metric by its latest value
+        (newest timestamp, then step) on the entry's dataset if it names one, then
+        ``creation_timestamp DESC`` and ``model_id``."""
         clauses = grammar.check(grammar.parse_filter(filter_string), LOGGED_MODEL_SPEC)
         orders = [
-            (grammar.parse_order_by([field], LOGGED_MODEL_SPEC)[0], ascending) for field, ascending in order_by
+            (grammar.parse_order_by([field], LOGGED_MODEL_SPEC)[0], ascending, name, digest)
+            for field, ascending, name, digest in order_by
         ]
         query_key = ["logged-models", sorted(experiment_ids), filter_string, datasets, order_by]
         offset = read_token(page_token, query_key)
@@ -174,13 +183,23 @@ class SqlLoggedModelStore:
             )
             for clause in clauses:
                 q = q.where(_condition(conn, clause, datasets))
+            if datasets and not any(c.kind == "metric" for c in clauses):
+                # Datasets without a metric filter still select models with a metric on them.
+                m = t.logged_model_metrics
+                q = q.where(
+                    exists(
+                        select(1).where(
+                            m.c.model_id == lm.c.model_id, *_dataset_filter(m.c.dataset_name, m.c.dataset_digest, datasets)
+                        )
+                    )
+                )
             columns: list[Any] = []
-            for order, ascending in orders:
+            for order, ascending, dataset_name, dataset_digest in orders:
                 if order.kind == "metric":
-                    column: Any = _latest_metric_value(order.key, datasets)
+                    column: Any = _latest_metric_value(order.key, dataset_name, dataset_digest)
                 else:
                     column = lm.c[_NUMERIC.get(order.key, order.key)]
-                columns.append(column.asc() if ascending else column.desc())
+                columns += [case((column.is_(None), 1), else_=0), column.asc() if ascending else column.desc()]
             columns += [lm.c.creation_timestamp_ms.desc(), lm.c.model_id]
             ids = [r[0] for r in conn.execute(q.order_by(*columns).limit(max_results + 1).offset(offset))]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
@@ -297,12 +316,17 @@ def _condition(conn: Connection, clause: grammar.Clause, datasets: list[tuple[st
     )
 
 
-def _latest_metric_value(key: str, datasets: list[tuple[str, str | None]]) -> Any:
+def _latest_metric_value(key: str, dataset_name: str | None, dataset_digest: str | None) -> Any:
     m, lm = t.logged_model_metrics, t.logged_models
+    on_dataset = []
+    if dataset_name:
+        on_dataset.append(m.c.dataset_name == dataset_name)
+    if dataset_digest:
+        on_dataset.append(m.c.dataset_digest == dataset_digest)
     return (
         select(m.c.value)
-        .where(m.c.model_id == lm.c.model_id, m.c.key == key, *_dataset_filter(m.c.dataset_name, m.c.dataset_digest, datasets))
-        .order_by(m.c.step.desc(), m.c.timestamp.desc())
+        .where(m.c.model_id == lm.c.model_id, m.c.key == key, *on_dataset)
+        .order_by(m.c.timestamp.desc(), m.c.step.desc(), m.c.run_uuid.asc())
         .limit(1)
         .scalar_subquery()
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, false, select, true
+from sqlalchemy import Connection, and_, case, exists, false, or_, select, true
 from sqlalchemy.sql import ColumnElement, Select
 
 from labdeck.search import grammar
@@ -18,21 +18,14 @@ from labdeck.search.sql import numeric_condition, string_condition, tag_conditio
 from labdeck.tracking import tables as t
 from labdeck.tracking.entities import ViewType
 
-_STRING_ATTRIBUTES = {
-    "run_id": "run_id",
-    "run_name": "run_name",
-    "Run name": "run_name",
-    "run name": "run_name",
-    "Run Name": "run_name",
-    "user_id": "user_id",
-    "status": "status",
-    "artifact_uri": "artifact_uri",
-}
+_STRING_ATTRIBUTES = {k: k for k in ("run_id", "run_name", "user_id", "status", "artifact_uri")}
+# The spaced aliases of run_name work in filters only; MLflow refuses them in order_by.
+_RUN_NAME_ALIASES = {"Run name": "run_name", "run name": "run_name", "Run Name": "run_name"}
 _NUMERIC_ATTRIBUTES = {"start_time": "start_time", "end_time": "end_time", "created": "start_time", "Created": "start_time"}
 
 RUN_SPEC = grammar.SearchSpec(
     entity="runs",
-    string_attributes=_STRING_ATTRIBUTES,
+    string_attributes={**_STRING_ATTRIBUTES, **_RUN_NAME_ALIASES},
     numeric_attributes=_NUMERIC_ATTRIBUTES,
     list_attributes=frozenset({"run_id"}),
     kinds=frozenset({"metric", "param", "tag", "attribute", "dataset"}),
@@ -82,16 +75,11 @@ def _condition(conn: Connection, clause: grammar.Clause) -> ColumnElement[bool]:
             return numeric_condition(runs.c[clause.key], clause)
         return string_condition(conn, _column(clause.key), clause)
     if clause.kind == "metric":
+        # A NaN is stored as 0 with is_nan set: it satisfies only "!=", as NaN does.
         lm = t.latest_metrics
-        nan_ok = clause.op == "!="
-        return exists(
-            select(1).where(
-                lm.c.run_uuid == runs.c.run_uuid,
-                lm.c.key == clause.key,
-                true() if nan_ok else lm.c.is_nan == false(),
-                numeric_condition(lm.c.value, clause),
-            )
-        )
+        value = numeric_condition(lm.c.value, clause)
+        value = or_(value, lm.c.is_nan == true()) if clause.op == "!=" else and_(value, lm.c.is_nan == false())
+        return exists(select(1).where(lm.c.run_uuid == runs.c.run_uuid, lm.c.key == clause.key, value))
     if clause.kind in ("param", "tag"):
         table = t.params if clause.kind == "param" else t.tags
         return tag_condition(conn, table, table.c.run_uuid == runs.c.run_uuid, clause)

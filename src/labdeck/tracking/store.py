@@ -378,10 +378,11 @@ class SqlTrackingStore:
     async def log_outputs(self, run_id: str, models: list[tuple[str, int]]) -> None:
         def work(conn: Connection) -> None:
             _require_active_run(conn, run_id)
-            conn.execute(
-                upsert(conn, t.run_model_outputs, ["run_uuid", "model_id"], ["step"]),
-                [{"run_uuid": run_id, "model_id": m, "step": s} for m, s in models],
-            )
+            if models:  # an empty parameter list would run the INSERT once, with no values
+                conn.execute(
+                    upsert(conn, t.run_model_outputs, ["run_uuid", "model_id"], ["step"]),
+                    [{"run_uuid": run_id, "model_id": m, "step": s} for m, s in models],
+                )
 
         await self.db.write(work)
 
