@@ -55,7 +55,7 @@ runs = Table(
     Column("deleted_time", BigInteger, nullable=True),
     Column("lifecycle_stage", String(32), nullable=False),
     Column("artifact_uri", Text, nullable=False),
-    Index(None, "experiment_id", "lifecycle_stage", "start_time"),
+    Index(None, "experiment_id", "lifecycle_stage", "start_time", "run_uuid"),
 )
 
 
@@ -70,6 +70,7 @@ params = Table(
     Column("key", String(250), nullable=False),
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("run_uuid", "key"),
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -79,6 +80,7 @@ tags = Table(
     Column("key", String(250), nullable=False),
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("run_uuid", "key"),
+    sqlite_with_rowid=False,
 )
 
 
@@ -113,6 +115,7 @@ latest_metrics = Table(
     *_metric_columns(),
     PrimaryKeyConstraint("run_uuid", "key"),
     Index(None, "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 datasets = Table(

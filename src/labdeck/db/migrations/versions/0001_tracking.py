@@ -82,7 +82,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('run_uuid', name=op.f('pk_runs'))
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_runs_experiment_id_lifecycle_stage_start_time'), ['experiment_id', 'lifecycle_stage', 'start_time'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_experiment_id_lifecycle_stage_start_time_run_uuid'), ['experiment_id', 'lifecycle_stage', 'start_time', 'run_uuid'], unique=False)
 
     op.create_table('latest_metrics',
     sa.Column('run_uuid', sa.String(length=32), nullable=False),
@@ -95,7 +95,8 @@ def upgrade() -> None:
     sa.Column('dataset_name', sa.String(length=500), nullable=True),
     sa.Column('dataset_digest', sa.String(length=36), nullable=True),
     sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], name=op.f('fk_latest_metrics_run_uuid_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_latest_metrics'))
+    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_latest_metrics')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_latest_metrics_key_value'), ['key', 'value'], unique=False)
@@ -146,7 +147,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], name=op.f('fk_params_run_uuid_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_params'))
+    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_params')),
+    sqlite_with_rowid=False
     )
     op.create_table('run_dataset_input_tags',
     sa.Column('run_uuid', sa.String(length=32), nullable=False),
@@ -183,7 +185,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_uuid'], ['runs.run_uuid'], name=op.f('fk_tags_run_uuid_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_tags'))
+    sa.PrimaryKeyConstraint('run_uuid', 'key', name=op.f('pk_tags')),
+    sqlite_with_rowid=False
     )
     experiments = sa.table(
         "experiments",
@@ -217,7 +220,7 @@ def downgrade() -> None:
 
     op.drop_table('latest_metrics')
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_runs_experiment_id_lifecycle_stage_start_time'))
+        batch_op.drop_index(batch_op.f('ix_runs_experiment_id_lifecycle_stage_start_time_run_uuid'))
 
     op.drop_table('runs')
     with op.batch_alter_table('logged_models', schema=None) as batch_op:
