@@ -16,17 +16,15 @@ from labdeck.errors import InvalidParameter, NotFound
 from labdeck.tracking import validation as v
 from labdeck.tracking.entities import Experiment, LoggedModel, Metric, Page, Run, RunInfo, RunStatus, ViewType
 from labdeck.tracking.logged_models import SqlLoggedModelStore
-from labdeck.tracking.store import SqlTrackingStore
+from labdeck.tracking.store import RUN_NAME_TAG, SqlTrackingStore
 
 LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
-RUN_NAME_TAG = "mlflow.runName"
 MAX_HISTORY_BULK_RUNS = 100
 MAX_HISTORY_BULK_RESULTS = 2500
 MAX_DATASET_SEARCH_EXPERIMENTS = 20
 # A history page larger than any history: bigger requests mean "everything" and are
 # capped here, so that the page size plus one still fits in a SQL LIMIT.
 MAX_HISTORY_PAGE = 2**31 - 1
-SEE_API_DOCS = " See the API docs for more information about request parameters."
 
 
 class TrackingService:
@@ -207,15 +205,15 @@ class TrackingService:
         self, run_ids: list[str], key: str, start_step: int | None, end_step: int | None, max_results: int | None
     ) -> list[Metric]:
         if not run_ids:
-            raise InvalidParameter("Missing value for required parameter 'run_ids'." + SEE_API_DOCS)
+            raise InvalidParameter("Missing value for required parameter 'run_ids'.")
         if len(run_ids) > MAX_HISTORY_BULK_RUNS:
             raise InvalidParameter(
                 f"GetMetricHistoryBulkInterval request must specify at most {MAX_HISTORY_BULK_RUNS} run_ids. "
-                f"Received {len(run_ids)} run_ids." + SEE_API_DOCS
+                f"Received {len(run_ids)} run_ids."
             )
         limit = MAX_HISTORY_BULK_RESULTS if max_results is None else max_results
         if not 1 <= limit <= MAX_HISTORY_BULK_RESULTS:
-            raise InvalidParameter(f"max_results must be between 1 and {MAX_HISTORY_BULK_RESULTS}." + SEE_API_DOCS)
+            raise InvalidParameter(f"max_results must be between 1 and {MAX_HISTORY_BULK_RESULTS}.")
         if (start_step is None) != (end_step is None):
             raise InvalidParameter("If either start step or end step are specified, both must be specified.")
         if start_step is not None and start_step > end_step:  # type: ignore[operator]

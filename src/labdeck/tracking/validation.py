@@ -36,6 +36,13 @@ MAX_INPUT_TAG_KEY_SIZE = 255
 MAX_INPUT_TAG_VALUE_SIZE = 500
 MAX_SEARCH_RESULTS = 50000
 DOUBLE_MAX = 1.7976931348623157e308
+MAX_EXPERIMENT_ID = 2**31 - 1  # experiment ids are 32-bit integer columns
+# Strings stored in bounded columns (``tracking/tables.py``): longer ones are refused
+# rather than left to the database, which on PostgreSQL fails the whole request.
+MAX_USER_ID_LENGTH = 256
+MAX_MODEL_ID_LENGTH = 64
+MAX_LOGGED_MODEL_NAME_LENGTH = 500
+MAX_LOGGED_MODEL_TYPE_LENGTH = 500
 
 _NAME_CHARS = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -47,7 +54,10 @@ _BAD_CHARACTERS = (
 
 
 def invalid_value(path: str, value: Any, message: str | None = None) -> InvalidParameter:
-    shown = orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        shown = orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # nested deeper than orjson writes (the request parser reads deeper)
+        shown = f"<{type(value).__name__} nested too deeply to show>"
     if len(shown) > 300:
         shown = shown[:300] + "..."
     suffix = f": {message}" if message else "."
@@ -72,8 +82,12 @@ _VALID_KEYS: set[str] = set()
 _VALID_KEYS_MAX = 10_000
 
 
-def key_name(name: Any, path: str, what: str = "key") -> str:
-    """A metric, param or tag key: allowed characters, no path tricks, at most 250 chars."""
+def key_name(name: Any, path: str, what: str = "key", *, length_name: str | None = None) -> str:
+    """A metric, param or tag key: allowed characters, no path tricks, at most 250 chars.
+
+    ``length_name`` is how MLflow names the key when it is too long ("Param key",
+    "Metric name"); by default the ``path``.
+    """
     if type(name) is str and name in _VALID_KEYS:
         return name
     if name is None:
@@ -90,10 +104,14 @@ def key_name(name: Any, path: str, what: str = "key") -> str:
             f"when treated as such. This name would resolve to {posixpath.normpath(name)!r}",
         )
     if len(name) > MAX_ENTITY_KEY_LENGTH:
-        raise InvalidParameter(f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH} characters")
+        raise exceeds_length(length_name or path, MAX_ENTITY_KEY_LENGTH)
     if len(_VALID_KEYS) < _VALID_KEYS_MAX:
         _VALID_KEYS.add(name)
     return name
+
+
+def exceeds_length(name: str, limit: int) -> InvalidParameter:
+    return InvalidParameter(f"'{name}' exceeds the maximum length of {limit} characters")
 
 
 def limited(value: Any, path: str, limit: int, *, truncate: bool) -> str:
@@ -103,11 +121,18 @@ def limited(value: Any, path: str, limit: int, *, truncate: bool) -> str:
         return value
     if truncate:
         return value[:limit]
-    raise InvalidParameter(f"'{path}' exceeds the maximum length of {limit} characters")
+    raise exceeds_length(path, limit)
+
+
+def optional_limited(value: Any, path: str, limit: int) -> str | None:
+    """An optional string (None or "" mean unset) of at most ``limit`` characters."""
+    if value is None or value == "":
+        return None
+    return limited(value, path, limit, truncate=False)
 
 
 def param(key: Any, value: Any, prefix: str = "") -> tuple[str, str]:
-    key = key_name(key, _join(prefix, "key"))
+    key = key_name(key, _join(prefix, "key"), length_name="Param key")
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -127,7 +152,7 @@ def run_tag(key: Any, value: Any, prefix: str = "") -> tuple[str, str]:
 def experiment_tag(key: Any, value: Any) -> tuple[str, str]:
     key = key_name(key, "key")
     if len(key) > MAX_EXPERIMENT_TAG_KEY_LENGTH:
-        raise InvalidParameter(f"'key' exceeds the maximum length of {MAX_EXPERIMENT_TAG_KEY_LENGTH} characters")
+        raise exceeds_length("key", MAX_EXPERIMENT_TAG_KEY_LENGTH)
     if value is None:
         raise missing("value")
     return key, limited(value, "value", MAX_EXPERIMENT_TAG_VAL_LENGTH, truncate=False)
@@ -193,8 +218,14 @@ def experiment_id(value: Any, path: str = "experiment_id") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not _EXPERIMENT_ID.match(value):
-        raise InvalidParameter(f"Invalid experiment ID: {value!r}. Experiment IDs are integers.")
-    return int(value)
+        raise InvalidParameter(f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer.")
+    number = int(value)
+    if number > MAX_EXPERIMENT_ID:
+        raise InvalidParameter(
+            f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer "
+            f"no greater than {MAX_EXPERIMENT_ID}."
+        )
+    return number
 
 
 def experiment_name(name: Any) -> str:
@@ -207,6 +238,21 @@ def experiment_name(name: Any) -> str:
     if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
         raise InvalidParameter(f"'name' exceeds the maximum length of {MAX_EXPERIMENT_NAME_LENGTH} characters")
     return name
+
+
+_LOGGED_MODEL_NAME_BAD_CHARS = ("/", ":", ".", "%", '"', "'")
+
+
+def logged_model_name(name: str | None) -> str | None:
+    """MLflow's rule for logged model names; None or "" leave the name to be generated."""
+    if not name:
+        return None
+    if any(c in name for c in _LOGGED_MODEL_NAME_BAD_CHARS):
+        raise InvalidParameter(
+            f"Invalid model name ({name!r}) provided. Model name must be a non-empty string "
+            f"and cannot contain the following characters: {_LOGGED_MODEL_NAME_BAD_CHARS}"
+        )
+    return limited(name, "name", MAX_LOGGED_MODEL_NAME_LENGTH, truncate=False)
 
 
 def artifact_location(location: Any) -> str | None:
@@ -233,13 +279,15 @@ def batch_limits(metrics: int, params: int, tags: int) -> None:
             )
 
 
-def max_results(value: int | None, limit: int, path: str = "max_results") -> int:
-    if value is None or value <= 0 or value > limit:
-        raise InvalidParameter(
-            f"Invalid value {value} for parameter '{path}' supplied. It must be at most {limit} and at least 1."
-            if value is not None
-            else f"Invalid value for parameter '{path}' supplied: it must be between 1 and {limit}."
-        )
+def max_results(value: int | None, limit: int | None, path: str = "max_results") -> int:
+    """A page size of 1..``limit`` (None: no upper bound). Unset reads as 0, as in MLflow's
+    protos, so a search without ``max_results`` is refused with MLflow's message."""
+    if value is None:
+        value = 0
+    if value < 1:
+        raise InvalidParameter(f"Invalid value {value} for parameter '{path}' supplied. It must be a positive integer")
+    if limit is not None and value > limit:
+        raise InvalidParameter(f"Invalid value {value} for parameter '{path}' supplied. It must be at most {limit}")
     return value
 
 

@@ -9,6 +9,8 @@ Request fields follow MLflow's JSON conventions: POST/PATCH/DELETE carry a JSON 
 ignored); GET carries the query string, where a repeated key is a list and booleans are
 ``true``/``false``. ``RpcRequest``'s typed getters check each field and raise
 ``InvalidParameter`` naming the field, so a handler never sees a wrongly typed value.
+No string of a request (body, query or path) may contain a NUL character: PostgreSQL
+cannot store one, so it is refused up front, on every backend alike.
 
 The router is plain ASGI with dictionary dispatch: this is the hot path of every metric
 a client logs, so it avoids per-request framework work.
@@ -22,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -121,7 +123,7 @@ class RpcRequest:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise _invalid(name, value, "expected true or false")
+        raise InvalidParameter(f"Invalid boolean value: {value}, must be 'true' or 'false'.")
 
     def enum(self, name: str, allowed: tuple[str, ...], *, default: Any = None, required: bool = False) -> Any:
         value = self._raw(name, required)
@@ -204,10 +206,32 @@ def as_double(name: str, value: Any) -> float:
 
 
 def _invalid(name: str, value: Any, why: str) -> InvalidParameter:
-    shown = orjson.dumps(value, default=str).decode()
+    try:
+        shown = orjson.dumps(value, default=str).decode()
+    except TypeError:  # nested deeper than orjson writes; the request parser reads deeper
+        shown = f"<{type(value).__name__} nested too deeply to show>"
     if len(shown) > 200:
         shown = shown[:200] + "..."
     return InvalidParameter(f"Invalid value {shown} for parameter '{name}' supplied: {why}.")
+
+
+def reject_nul(value: Any, path: str) -> None:
+    """Refuse a NUL character in any string of ``value`` (keys included), naming where.
+
+    Iterative, so a deeply nested document cannot exhaust the interpreter's stack.
+    """
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise _invalid(where, item, "it contains a NUL character")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                pending.append((key, where))
+                pending.append((child, f"{where}.{key}" if where else key))
+        elif isinstance(item, list):
+            pending.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
 
 
 Handler = Callable[[RpcRequest], Awaitable[Any]]
@@ -250,7 +274,10 @@ class RpcRouter:
             if pattern_method == method:
                 m = pattern.fullmatch(path)
                 if m:
-                    return handler, stream, {k: unquote(v) for k, v in m.groupdict().items()}
+                    # the ASGI server has percent-decoded the path once already
+                    params = m.groupdict()
+                    reject_nul(params, "")
+                    return handler, stream, params
         return None
 
     def _allowed_methods(self, path: str) -> list[str]:
@@ -297,6 +324,10 @@ async def _build_request(scope: Scope, receive: Receive, method: str, stream: bo
     if method == "GET" or stream:
         query = scope.get("query_string", b"")
         data = parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
+        for name, values in data.items():
+            for value in (name, *values):
+                if "\x00" in value:
+                    raise _invalid(name, value, "it contains a NUL character")
         return RpcRequest(scope, receive, data, True, path_params)
     body = await read_body(receive, JSON_BODY_LIMIT)
     return RpcRequest(scope, receive, parse_json_object(body), False, path_params)
@@ -313,6 +344,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise MalformedRequest(f"Malformed JSON in request body: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedRequest("Request body must be a JSON object.")
+    if b"\\u0000" in body:  # the only way JSON can spell NUL; skips the walk otherwise
+        reject_nul(data, "")
     return data
 
 
