@@ -328,3 +328,17 @@ def test_ui_upload_into_a_run(start_server):
     assert escape.status_code == 400
     listing = httpx.get(server.url + "/api/2.0/mlflow/artifacts/list", params={"run_id": run_id}).json()
     assert [f["path"] for f in listing["files"]] == ["notes"]
+
+
+def test_over_long_paths_are_refused(start_server):
+    server = start_server()
+    long_name = "n" * 256
+    for method, url in (
+        ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{long_name}"),
+        ("GET", f"/api/2.0/mlflow-artifacts/artifacts/{long_name}"),
+        ("GET", f"/api/2.0/mlflow-artifacts/artifacts?path={long_name}"),
+        ("GET", "/api/2.0/mlflow-artifacts/artifacts?path=" + "/".join(["d" * 200] * 6)),
+    ):
+        answer = httpx.request(method, server.url + url, content=b"x" if method == "PUT" else None)
+        assert answer.status_code == 400, (method, url, answer.text)
+        assert "longer than" in answer.json()["message"]

@@ -477,6 +477,8 @@ def read_requests(env: Env) -> st.SearchStrategy[tuple[str, list[tuple[str, str]
         "/metrics/get-history-bulk-interval": ["run_ids", "metric_key", "start_step", "end_step", "max_results"],
         "/metrics/get-history-bulk": ["run_id", "metric_key", "max_results"],
         "/logged-models/{model}": [],
+        "/artifacts/list": ["run_id", "path", "page_token"],
+        "/logged-models/{model}/artifacts/directories": ["artifact_directory_path", "page_token"],
     }
     model_ids = st.sampled_from([env.seeded_model, env.decoy_model, "m-1", "a b", "%FF", "..", "\u0000"]) | st.text(
         min_size=1, max_size=20

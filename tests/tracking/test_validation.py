@@ -548,6 +548,13 @@ def test_param_immutability(api):
         f"'[{{'key': 'lr', 'old_value': '0.1', 'new_value': '0.2'}}]' for run ID='{run_id}'.",
     )
     assert params_of(api, run_id) == {"lr": "0.1"}
+    expect_error(
+        api.post("/runs/log-batch", json={"run_id": run_id, "params": [{"key": "lr", "value": "0.3"}]}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "Changing param values is not allowed. Params were already logged="
+        f"'[{{'key': 'lr', 'old_value': '0.1', 'new_value': '0.3'}}]' for run ID='{run_id}'.",
+    )
     ok(
         api.post(
             "/runs/log-batch",

@@ -113,7 +113,18 @@ class TrackingService:
         await self.store.log_batch(v.run_id(run_id), [row], [], [])
 
     async def log_param(self, run_id: str, key: Any, value: Any) -> None:
-        await self.store.log_batch(v.run_id(run_id), [], [v.param(key, value)], [])
+        run_id = v.run_id(run_id)
+        try:
+            await self.store.log_batch(run_id, [], [v.param(key, value)], [])
+        except InvalidParameter as error:
+            if not error.details:
+                raise
+            (conflict,) = error.details  # log-parameter speaks of its one param, as MLflow does
+            raise InvalidParameter(
+                f"Changing param values is not allowed. Param with key='{conflict['key']}' was already logged "
+                f"with value='{conflict['old_value']}' for run ID='{run_id}'. "
+                f"Attempted logging new value '{conflict['new_value']}'."
+            ) from None
 
     async def set_tag(self, run_id: str, key: Any, value: Any) -> None:
         await self.store.log_batch(v.run_id(run_id), [], [], [v.run_tag(key, value)])

@@ -664,16 +664,11 @@ def _log_params(conn: Connection, run_id: str, params: list[tuple[str, str]]) ->
     )
     existing = dict(conn.execute(statement, {"run_id": run_id, "keys": list(wanted)}).all())
     conflicts = [(k, existing[k], v) for k, v in wanted.items() if k in existing and existing[k] != v]
-    if len(conflicts) == 1 and len(params) == 1:
-        key, old, new = conflicts[0]
-        raise InvalidParameter(
-            f"Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' "
-            f"for run ID='{run_id}'. Attempted logging new value '{new}'."
-        )
     if conflicts:
         described = [{"key": k, "old_value": o, "new_value": n} for k, o, n in conflicts]
         raise InvalidParameter(
-            f"Changing param values is not allowed. Params were already logged='{described}' for run ID='{run_id}'."
+            f"Changing param values is not allowed. Params were already logged='{described}' for run ID='{run_id}'.",
+            details=described,
         )
     new = [{"run_uuid": run_id, "key": k, "value": v} for k, v in wanted.items() if k not in existing]
     if new:
