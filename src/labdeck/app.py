@@ -25,10 +25,15 @@ from labdeck.artifacts.factory import open_artifact_store
 from labdeck.artifacts.store import ArtifactStore
 from labdeck.config import Settings
 from labdeck.db import Database
+from labdeck.registry.api import RegistryApi, plain_registry_routes
+from labdeck.registry.service import RegistryService
+from labdeck.registry.store import SqlRegistryStore
+from labdeck.registry.v1 import router as registry_v1
 from labdeck.tracking.api import TrackingApi
 from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
+from labdeck.wire import v1
 from labdeck.wire.mlflow_rpc import RpcRouter
 from labdeck.wire.types import Receive, Scope, Send
 
@@ -43,6 +48,7 @@ class Platform:
     db: Database
     artifacts: ArtifactStore
     tracking: TrackingService
+    registry: RegistryService
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -52,7 +58,10 @@ class Platform:
             group_commit_max=settings.database.group_commit_max,
         )
         tracking = TrackingService(SqlTrackingStore(db), SqlLoggedModelStore(db))
-        return cls(settings=settings, db=db, artifacts=open_artifact_store(settings), tracking=tracking)
+        registry = RegistryService(SqlRegistryStore(db), tracking)
+        return cls(
+            settings=settings, db=db, artifacts=open_artifact_store(settings), tracking=tracking, registry=registry
+        )
 
     async def start(self) -> None:
         await to_thread.run_sync(self.db.migrate)
@@ -123,6 +132,7 @@ def create_app(settings: Settings) -> LabdeckApp:
     rpc = RpcRouter()
     rpc.include(TrackingApi(platform.tracking, platform.artifacts))
     rpc.include(ArtifactsApi(platform.artifacts, platform.tracking))
+    rpc.include(RegistryApi(platform.registry))
 
     @asynccontextmanager
     async def no_lifespan(_app: FastAPI) -> Any:
@@ -145,6 +155,12 @@ def create_app(settings: Settings) -> LabdeckApp:
 
     web.add_route("/health", health, methods=["GET"], include_in_schema=False)
     web.add_route("/version", version, methods=["GET"], include_in_schema=False)
-    for path, endpoint, methods in plain_artifact_routes(platform.artifacts, platform.tracking):
+    plain_routes = [
+        *plain_artifact_routes(platform.artifacts, platform.tracking),
+        *plain_registry_routes(platform.registry, platform.artifacts),
+    ]
+    for path, endpoint, methods in plain_routes:
         web.add_route(path, endpoint, methods=methods, include_in_schema=False)
+    v1.install_error_handlers(web)
+    web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
     return LabdeckApp(platform, rpc, web)

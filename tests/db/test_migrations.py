@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-import labdeck.tracking.tables  # noqa: F401  (registers the tables on the metadata)
+import labdeck.registry.tables
+import labdeck.tracking.tables  # noqa: F401  (registers every area's tables on the metadata)
 from labdeck.db import Database
 from labdeck.db.metadata import metadata
 from labdeck.db.migrate import current_revision, head_revision

@@ -9,9 +9,11 @@ ways; paths are checked by the store (``artifacts/paths.py``) before anything is
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -179,23 +181,28 @@ class ArtifactsApi:
         return {"url": url, "headers": [{"key": k, "value": v} for k, v in headers.items()], "file_size": size}
 
 
+async def file_under(store: ArtifactStore, request: Request, root: Callable[[], Awaitable[str]]) -> Response:
+    """A plain-HTTP download of ``?path=`` below the artifact URI ``root()`` names, with
+    errors in MLflow's JSON shape (the routes MLflow's UI fetches files from)."""
+    try:
+        path = safe_path(request.query_params.get("path"), allow_root=False)
+        stream = await store.open(join(run_relative_root(await root(), store), path))
+    except LabdeckError as error:
+        return Response(orjson.dumps(mlflow_body(error)), http_status(error), media_type="application/json")
+    headers = {k.decode(): v.decode() for k, v in download_headers(path, stream.size)}
+    return StreamingResponse(stream.chunks, headers=headers)
+
+
 def plain_artifact_routes(store: ArtifactStore, tracking: TrackingService) -> list[tuple[str, Any, list[str]]]:
     """``GET /get-artifact?run_id=&path=``: a run's file, as MLflow's UI fetches it."""
 
     async def get_artifact(request: Request) -> Response:
-        try:
+        async def run_root() -> str:
             run_id = request.query_params.get("run_id") or request.query_params.get("run_uuid")
             if not run_id:
                 raise InvalidParameter("Missing value for required parameter 'run_id'.")
-            path = safe_path(request.query_params.get("path"), allow_root=False)
-            run = await tracking.get_run(run_id)
-            full = join(run_relative_root(run.info.artifact_uri, store), path)
-            stream = await store.open(full)
-        except LabdeckError as error:
-            import orjson
+            return (await tracking.get_run(run_id)).info.artifact_uri
 
-            return Response(orjson.dumps(mlflow_body(error)), http_status(error), media_type="application/json")
-        headers = dict((k.decode(), v.decode()) for k, v in download_headers(path, stream.size))
-        return StreamingResponse(stream.chunks, headers=headers)
+        return await file_under(store, request, run_root)
 
     return [("/get-artifact", get_artifact, ["GET"])]

@@ -6,6 +6,7 @@ import click
 
 from labdeck import __version__
 from labdeck.cli.config_cmd import config
+from labdeck.cli.models_cmd import models
 from labdeck.cli.server_cmd import server, up
 
 
@@ -18,6 +19,7 @@ def cli() -> None:
 cli.add_command(up)
 cli.add_command(server)
 cli.add_command(config)
+cli.add_command(models)
 
 
 def main() -> None:

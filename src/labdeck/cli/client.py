@@ -1,0 +1,57 @@
+"""How client-side commands reach a labdeck server: ``--url`` / ``LABDECK_URL`` (default
+http://127.0.0.1:8080) and ``--token`` / ``LABDECK_TOKEN``, shared by every such command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+    fn = click.option("--token", envvar="LABDECK_TOKEN", help="API token [env: LABDECK_TOKEN].")(fn)
+    fn = click.option("--url", envvar="LABDECK_URL", default=DEFAULT_URL, show_default=True, help="labdeck server [env: LABDECK_URL].")(fn)
+    return fn
+
+
+class ServerClient:
+    def __init__(self, url: str, token: str | None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise click.ClickException(f"cannot reach labdeck at {self.url}: {exc}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"message": response.text}
+        if response.status_code >= 400:
+            raise click.ClickException(f"{body.get('error_code', response.status_code)}: {body.get('message', response.text)}")
+        return body
+
+    def mlflow(self, method: str, rpc: str, **kwargs: Any) -> dict[str, Any]:
+        return self.call(method, f"/api/2.0/mlflow/{rpc}", **kwargs)
+
+
+def emit(data: Any, as_json: bool, rows: list[list[Any]], headers: list[str]) -> None:
+    """Print ``data`` as JSON, or ``rows`` as an aligned table."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    table = [headers, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

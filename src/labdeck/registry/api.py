@@ -1,0 +1,183 @@
+"""MLflow's model registry REST endpoints (``mlflow.ModelRegistryService``) as thin
+adapters over ``RegistryService``, plus ``/model-versions/get-artifact`` (a version's file,
+as MLflow's UI fetches it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from labdeck.artifacts.api import file_under
+from labdeck.artifacts.store import ArtifactStore
+from labdeck.registry import wire
+from labdeck.registry.service import RegistryService
+from labdeck.wire.mlflow_rpc import RpcRequest, rpc
+
+DEFAULT_MODEL_SEARCH_RESULTS = 100
+DEFAULT_VERSION_SEARCH_RESULTS = 200_000
+
+
+def actor(req: RpcRequest) -> str | None:
+    """Who is asking, as the identity layer recorded it on the request (None if unknown)."""
+    return req.scope.get("labdeck.user")
+
+
+def _page(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if items:
+        out[key] = items
+    if token:
+        out["next_page_token"] = token
+    return out
+
+
+class RegistryApi:
+    def __init__(self, service: RegistryService):
+        self.service = service
+
+    # ------------------------------------------------------------------ registered models
+
+    @rpc("POST", "/mlflow/registered-models/create")
+    async def create_model(self, req: RpcRequest) -> dict[str, Any]:
+        model = await self.service.create_model(
+            req.str("name"), req.obj_list("tags"), req.str("description"), actor(req)
+        )
+        return {"registered_model": wire.registered_model(model)}
+
+    @rpc("POST", "/mlflow/registered-models/rename")
+    async def rename_model(self, req: RpcRequest) -> dict[str, Any]:
+        model = await self.service.rename_model(req.str("name"), req.str("new_name"), actor(req))
+        return {"registered_model": wire.registered_model(model)}
+
+    @rpc("PATCH", "/mlflow/registered-models/update")
+    async def update_model(self, req: RpcRequest) -> dict[str, Any]:
+        model = await self.service.update_model(req.str("name"), req.str("description"))
+        return {"registered_model": wire.registered_model(model)}
+
+    @rpc("DELETE", "/mlflow/registered-models/delete")
+    async def delete_model(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.delete_model(req.str("name"))
+        return {}
+
+    @rpc("GET", "/mlflow/registered-models/get")
+    async def get_model(self, req: RpcRequest) -> dict[str, Any]:
+        return {"registered_model": wire.registered_model(await self.service.get_model(req.str("name")))}
+
+    @rpc("GET", "/mlflow/registered-models/search")
+    async def search_models(self, req: RpcRequest) -> dict[str, Any]:
+        page = await self.service.search_models(
+            req.str("filter"),
+            req.int("max_results", default=DEFAULT_MODEL_SEARCH_RESULTS),
+            req.str_list("order_by"),
+            req.str("page_token"),
+        )
+        return _page("registered_models", [wire.registered_model(m) for m in page.items], page.next_page_token)
+
+    @rpc("POST", "/mlflow/registered-models/get-latest-versions")
+    @rpc("GET", "/mlflow/registered-models/get-latest-versions")
+    async def latest_versions(self, req: RpcRequest) -> dict[str, Any]:
+        versions = await self.service.latest_versions(req.str("name"), req.str_list("stages"))
+        return _page("model_versions", [wire.model_version(v) for v in versions], None)
+
+    @rpc("POST", "/mlflow/registered-models/set-tag")
+    async def set_model_tag(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.set_model_tag(req.str("name"), req.str("key"), req.str("value"))
+        return {}
+
+    @rpc("DELETE", "/mlflow/registered-models/delete-tag")
+    async def delete_model_tag(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.delete_model_tag(req.str("name"), req.str("key"))
+        return {}
+
+    @rpc("POST", "/mlflow/registered-models/alias")
+    async def set_alias(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.set_alias(req.str("name"), req.str("alias"), req.str("version"), actor(req))
+        return {}
+
+    @rpc("DELETE", "/mlflow/registered-models/alias")
+    async def delete_alias(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.delete_alias(req.str("name"), req.str("alias"), actor(req))
+        return {}
+
+    @rpc("GET", "/mlflow/registered-models/alias")
+    async def version_by_alias(self, req: RpcRequest) -> dict[str, Any]:
+        version = await self.service.version_by_alias(req.str("name"), req.str("alias"))
+        return {"model_version": wire.model_version(version)}
+
+    # ------------------------------------------------------------------ model versions
+
+    @rpc("POST", "/mlflow/model-versions/create")
+    async def create_version(self, req: RpcRequest) -> dict[str, Any]:
+        version = await self.service.create_version(
+            req.str("name"),
+            req.str("source"),
+            req.str("run_id"),
+            req.obj_list("tags"),
+            req.str("run_link"),
+            req.str("description"),
+            req.str("model_id"),
+            actor(req),
+        )
+        return {"model_version": wire.model_version(version)}
+
+    @rpc("PATCH", "/mlflow/model-versions/update")
+    async def update_version(self, req: RpcRequest) -> dict[str, Any]:
+        version = await self.service.update_version(req.str("name"), req.str("version"), req.str("description"))
+        return {"model_version": wire.model_version(version)}
+
+    @rpc("POST", "/mlflow/model-versions/transition-stage")
+    async def transition_stage(self, req: RpcRequest) -> dict[str, Any]:
+        version = await self.service.transition_stage(
+            req.str("name"),
+            req.str("version"),
+            req.str("stage", required=True),
+            req.bool("archive_existing_versions", default=False),
+            actor(req),
+        )
+        return {"model_version": wire.model_version(version)}
+
+    @rpc("DELETE", "/mlflow/model-versions/delete")
+    async def delete_version(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.delete_version(req.str("name"), req.str("version"), actor(req))
+        return {}
+
+    @rpc("GET", "/mlflow/model-versions/get")
+    async def get_version(self, req: RpcRequest) -> dict[str, Any]:
+        version = await self.service.get_version(req.str("name"), req.str("version"))
+        return {"model_version": wire.model_version(version)}
+
+    @rpc("GET", "/mlflow/model-versions/search")
+    async def search_versions(self, req: RpcRequest) -> dict[str, Any]:
+        page = await self.service.search_versions(
+            req.str("filter"),
+            req.int("max_results", default=DEFAULT_VERSION_SEARCH_RESULTS),
+            req.str_list("order_by"),
+            req.str("page_token"),
+        )
+        return _page("model_versions", [wire.model_version(v) for v in page.items], page.next_page_token)
+
+    @rpc("GET", "/mlflow/model-versions/get-download-uri")
+    async def download_uri(self, req: RpcRequest) -> dict[str, Any]:
+        return {"artifact_uri": await self.service.download_uri(req.str("name"), req.str("version"))}
+
+    @rpc("POST", "/mlflow/model-versions/set-tag")
+    async def set_version_tag(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.set_version_tag(req.str("name"), req.str("version"), req.str("key"), req.str("value"))
+        return {}
+
+    @rpc("DELETE", "/mlflow/model-versions/delete-tag")
+    async def delete_version_tag(self, req: RpcRequest) -> dict[str, Any]:
+        await self.service.delete_version_tag(req.str("name"), req.str("version"), req.str("key"))
+        return {}
+
+
+def plain_registry_routes(service: RegistryService, store: ArtifactStore) -> list[tuple[str, Any, list[str]]]:
+    """``GET /model-versions/get-artifact?name=&version=&path=``: one file of a version."""
+
+    async def get_artifact(request: Request) -> Response:
+        query = request.query_params
+        return await file_under(store, request, lambda: service.download_uri(query.get("name"), query.get("version")))
+
+    return [("/model-versions/get-artifact", get_artifact, ["GET"])]
