@@ -29,6 +29,12 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 picks a free one).")
+    proxy_headers: bool = Field(
+        False, description="Trust X-Forwarded-For/-Proto from the addresses in forwarded_allow_ips (behind an ingress)."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Comma-separated proxy addresses whose X-Forwarded-* headers are trusted ('*' for any)."
+    )
 
 
 class DatabaseSettings(_Section):

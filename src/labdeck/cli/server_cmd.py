@@ -51,6 +51,8 @@ def run(settings: Settings, banner: bool) -> None:
         log_config=None,
         access_log=settings.logging.access_log,
         timeout_keep_alive=30,
+        proxy_headers=settings.server.proxy_headers,
+        forwarded_allow_ips=settings.server.forwarded_allow_ips,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -71,9 +71,9 @@ class Database:
         millisecond: on SQLite it then runs right here when the writer is idle, saving two
         thread hand-offs, instead of blocking the event loop for anything longer."""
         if small and self._writer is not None:
-            done = self._writer.run_if_idle(fn)
-            if done is not None:
-                return done.result()
+            result = self._writer.run_if_idle(fn)
+            if result is not _BUSY:
+                return result
         return await asyncio.wrap_future(self.submit_write(fn))
 
     def read_now(self, fn: Work[T]) -> T:
@@ -107,6 +107,9 @@ class Database:
         self.engine.dispose()
 
 
+_BUSY = object()
+
+
 class _GroupCommitWriter:
     """The single SQLite writer: one thread, one connection, one commit per drained batch."""
 
@@ -126,16 +129,16 @@ class _GroupCommitWriter:
         self._queue.put((fn, future))
         return future
 
-    def run_if_idle(self, fn: Work[T]) -> Future[T] | None:
-        """Commit ``fn`` on the calling thread if nothing else is writing or queued."""
+    def run_if_idle(self, fn: Work[T]) -> T | object:
+        """``fn``'s result, committed on the calling thread, if nothing else is writing or
+        queued; else ``_BUSY`` and nothing was done."""
         if not self._lock.acquire(blocking=False):
-            return None
+            return _BUSY
         try:
             if not self._queue.empty():
-                return None
-            future: Future[T] = Future()
-            self._conn = self._commit(self._conn, [(fn, future)])
-            return future
+                return _BUSY
+            with self._conn.begin():
+                return fn(self._conn)
         finally:
             self._lock.release()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, or_
@@ -109,10 +110,14 @@ class DriverStatement:
     def __init__(self, conn: Connection, statement: Any):
         compiled = statement.compile(dialect=conn.dialect)
         self.sql = str(compiled)
-        self.names = list(compiled.positiontup) if compiled.positional else None
-
-    def _params(self, row: dict[str, Any]) -> Any:
-        return row if self.names is None else tuple(row[name] for name in self.names)
+        if compiled.positional:
+            names = list(compiled.positiontup)
+            pick = itemgetter(*names)
+            self._params: Callable[[dict[str, Any]], Any] = (
+                pick if len(names) > 1 else (lambda row: (row[names[0]],))
+            )
+        else:
+            self._params = lambda row: row
 
     def execute(self, conn: Connection, row: dict[str, Any]) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -120,9 +125,11 @@ class DriverStatement:
         return cursor
 
     def executemany(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows:
+        if len(rows) == 1:
+            self.execute(conn, rows[0]).close()
+        elif rows:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            cursor.executemany(self.sql, [self._params(row) for row in rows])
+            cursor.executemany(self.sql, list(map(self._params, rows)))
             cursor.close()
 
 
