@@ -243,6 +243,7 @@ class RpcRouter:
     PREFIXES = ("/api/", "/ajax-api/")
 
     def __init__(self) -> None:
+        self._owned: tuple[str, ...] = ()
         self._exact: dict[tuple[str, str], tuple[Handler, bool]] = {}
         self._patterns: list[tuple[str, re.Pattern[str], Handler, bool]] = []
 
@@ -254,6 +255,9 @@ class RpcRouter:
 
     def add(self, endpoint: _Endpoint, handler: Handler) -> None:
         for prefix in self.PREFIXES:
+            versioned = f"{prefix}{endpoint.version}.0/"
+            if versioned not in self._owned:
+                self._owned = (*self._owned, versioned)
             full = f"{prefix}{endpoint.version}.0{endpoint.path}"
             if "{" in full:
                 self._patterns.append((endpoint.method, _compile(full), handler, endpoint.stream))
@@ -264,7 +268,8 @@ class RpcRouter:
                 self._exact[key] = (handler, endpoint.stream)
 
     def owns(self, path: str) -> bool:
-        return path.startswith(self.PREFIXES)
+        """Whether ``path`` is under a prefix MLflow's API uses (``/api/2.0/``, ``/ajax-api/3.0/``, ...)."""
+        return path.startswith(self._owned)
 
     def _match(self, method: str, path: str) -> tuple[Handler, bool, dict[str, str]] | None:
         found = self._exact.get((method, path))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.wire.errors import http_status, labdeck_body
@@ -30,5 +31,12 @@ def install_error_handlers(app: FastAPI) -> None:
             labdeck_body(InvalidParameter(f"Invalid request: {described}", details=problems)), status_code=400
         )
 
+    async def http_error(_request: Request, error: Exception) -> ORJSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST"}.get(error.status_code, "BAD_REQUEST")
+        body = {"error_code": code, "message": str(error.detail), "details": None}
+        return ORJSONResponse(body, status_code=error.status_code, headers=error.headers)
+
     app.add_exception_handler(LabdeckError, labdeck_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
