@@ -25,11 +25,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from labdeck.errors import InvalidParameter, LabdeckError, NotFound
 
-_VERSION = re.compile(r"^\d+$")
+_VERSION = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +63,22 @@ def parse_model_uri(uri: str) -> ModelUri:
     """Parse any model URI labdeck accepts; InvalidParameter says what is wrong."""
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidParameter("A model URI is required.")
-    if uri.startswith("models:"):
+    scheme = urlparse(uri).scheme  # lower-cased, as MLflow compares it
+    if scheme == "models":
         return _parse_models(uri)
-    if uri.startswith("runs:"):
-        parsed = urlparse(uri)
-        parts = parsed.path.lstrip("/").split("/", 1)
-        if parsed.netloc or not parts[0]:
-            raise InvalidParameter(f"Not a proper runs:/ URI: {uri}. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'")
-        return ModelUri(uri, "run", run_id=parts[0], path=parts[1].strip("/") if len(parts) > 1 else "")
+    if scheme == "runs":
+        return _parse_runs(uri)
     return ModelUri(uri, "location")
+
+
+def _parse_runs(uri: str) -> ModelUri:
+    parsed = urlparse(uri)
+    parts = parsed.path[1:].split("/", 1)
+    if parsed.netloc or not parsed.path.startswith("/") or not parts[0]:
+        raise InvalidParameter(
+            f"Not a proper runs:/ URI: {uri}. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'"
+        )
+    return ModelUri(uri, "run", run_id=parts[0], path=parts[1].strip("/") if len(parts) > 1 else "")
 
 
 def _parse_models(uri: str) -> ModelUri:
@@ -83,11 +90,15 @@ def _parse_models(uri: str) -> ModelUri:
     if len(parts) > 2 or not parts[0].strip():
         raise _improper(uri)
     if len(parts) == 2:
+        # a name may hold "@" (the registry allows it): with a suffix, it is all name
         name, suffix = parts
-        if not suffix.strip() or "@" in name:
+        if not suffix.strip():
             raise _improper(uri)
-        if _VERSION.match(suffix):
-            return ModelUri(uri, "version", name=name, version=int(suffix))
+        if _VERSION.fullmatch(suffix):
+            try:
+                return ModelUri(uri, "version", name=name, version=int(suffix))
+            except ValueError:  # more digits than Python converts
+                raise _improper(uri) from None
         if suffix.lower() == "latest":
             return ModelUri(uri, "latest", name=name)
         return ModelUri(uri, "stage", name=name, stage=suffix)
@@ -142,7 +153,7 @@ class RestModelLocator:
             run = await self._get("runs/get", {"run_id": uri.run_id})
             return join_uri(run["run"]["info"]["artifact_uri"], uri.path)
         if uri.kind == "logged_model":
-            model = await self._get(f"logged-models/{uri.model_id}", {})
+            model = await self._get(f"logged-models/{quote(uri.model_id or '', safe='')}", {})
             return model["model"]["info"]["artifact_uri"]
         version = await self._version(uri)
         found = await self._get("model-versions/get-download-uri", {"name": uri.name, "version": version})

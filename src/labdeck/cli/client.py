@@ -34,9 +34,13 @@ class ServerClient:
         try:
             body = response.json()
         except ValueError:
-            body = {"message": response.text}
+            body = None
         if response.status_code >= 400:
+            if not isinstance(body, dict):
+                body = {}
             raise click.ClickException(f"{body.get('error_code', response.status_code)}: {body.get('message', response.text)}")
+        if not isinstance(body, dict):
+            raise click.ClickException(f"unexpected answer from {self.url}{path}: {response.text[:200]}")
         return body
 
     def mlflow(self, method: str, rpc: str, **kwargs: Any) -> dict[str, Any]:

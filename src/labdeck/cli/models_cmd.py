@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -64,8 +65,17 @@ def show(name: str, url: str, token: str | None, as_json: bool) -> None:
 @client_options
 def versions(name: str, url: str, token: str | None, as_json: bool) -> None:
     """List a model's versions, newest first."""
-    params = {"filter": f"name = '{name}'", "order_by": ["version_number DESC"], "max_results": 1000}
-    found = ServerClient(url, token).mlflow("GET", "model-versions/search", params=params).get("model_versions", [])
+    client = ServerClient(url, token)
+    client.mlflow("GET", "registered-models/get", params={"name": name})  # an unknown model is an error, not "(none)"
+    quoted = name.replace("'", "''")
+    params: dict[str, Any] = {"filter": f"name = '{quoted}'", "order_by": ["version_number DESC"], "max_results": 1000}
+    found: list[dict[str, Any]] = []
+    while True:
+        page = client.mlflow("GET", "model-versions/search", params=params)
+        found.extend(page.get("model_versions", []))
+        if not page.get("next_page_token"):
+            break
+        params["page_token"] = page["next_page_token"]
     rows = [
         [v["version"], v["current_stage"], ", ".join(v.get("aliases", [])), v.get("run_id", ""), v["source"], _when(v["creation_timestamp"])]
         for v in found
@@ -109,16 +119,22 @@ def _describe(event: dict[str, Any]) -> str:
     if kind == "STAGE_CHANGED":
         return f"v{event['version']}: {event['from_stage']} -> {event['to_stage']}"
     if kind == "RENAMED":
-        return f"renamed {event['alias']}"
+        return f"renamed {event['from_name']} -> {event['to_name']}"
     return f"v{event['version']}"
 
 
 @models.command("history")
 @click.argument("name")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--before", type=click.IntRange(min=1), help="Only events older than this event id (the next page).")
 @client_options
-def history(name: str, limit: int, url: str, token: str | None, as_json: bool) -> None:
+def history(name: str, limit: int, before: int | None, url: str, token: str | None, as_json: bool) -> None:
     """Every alias move, stage change and version of a model: who, when, what."""
-    found = ServerClient(url, token).call("GET", f"/api/v1/models/{name}/history", params={"limit": limit})
-    rows = [[_when(e["timestamp"]), e.get("actor", ""), e["kind"], _describe(e)] for e in found["events"]]
-    emit(found, as_json, rows, ["WHEN", "WHO", "EVENT", "CHANGE"])
+    params: dict[str, Any] = {"limit": limit}
+    if before is not None:
+        params["before"] = before
+    found = ServerClient(url, token).call("GET", f"/api/v1/models/{quote(name, safe='')}/history", params=params)
+    rows = [[e["event_id"], _when(e["timestamp"]), e.get("actor", ""), e["kind"], _describe(e)] for e in found["events"]]
+    emit(found, as_json, rows, ["EVENT", "WHEN", "WHO", "KIND", "CHANGE"])
+    if not as_json and "next_before" in found:
+        click.echo(f"(older events: --before {found['next_before']})", err=True)

@@ -42,28 +42,33 @@ class RegistryApi:
     @rpc("POST", "/mlflow/registered-models/create")
     async def create_model(self, req: RpcRequest) -> dict[str, Any]:
         model = await self.service.create_model(
-            req.str("name"), req.obj_list("tags"), req.str("description"), actor(req)
+            req.str("name", required=True), req.obj_list("tags"), req.str("description"), actor(req)
         )
         return {"registered_model": wire.registered_model(model)}
 
     @rpc("POST", "/mlflow/registered-models/rename")
     async def rename_model(self, req: RpcRequest) -> dict[str, Any]:
-        model = await self.service.rename_model(req.str("name"), req.str("new_name"), actor(req))
+        model = await self.service.rename_model(
+            req.str("name", required=True),
+            req.str("new_name", required=True),
+            actor(req),
+        )
         return {"registered_model": wire.registered_model(model)}
 
     @rpc("PATCH", "/mlflow/registered-models/update")
     async def update_model(self, req: RpcRequest) -> dict[str, Any]:
-        model = await self.service.update_model(req.str("name"), req.str("description"))
+        model = await self.service.update_model(req.str("name", required=True), req.str("description"))
         return {"registered_model": wire.registered_model(model)}
 
     @rpc("DELETE", "/mlflow/registered-models/delete")
     async def delete_model(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.delete_model(req.str("name"))
+        await self.service.delete_model(req.str("name", required=True))
         return {}
 
     @rpc("GET", "/mlflow/registered-models/get")
     async def get_model(self, req: RpcRequest) -> dict[str, Any]:
-        return {"registered_model": wire.registered_model(await self.service.get_model(req.str("name")))}
+        model = await self.service.get_model(req.str("name", required=True))
+        return {"registered_model": wire.registered_model(model)}
 
     @rpc("GET", "/mlflow/registered-models/search")
     async def search_models(self, req: RpcRequest) -> dict[str, Any]:
@@ -78,32 +83,48 @@ class RegistryApi:
     @rpc("POST", "/mlflow/registered-models/get-latest-versions")
     @rpc("GET", "/mlflow/registered-models/get-latest-versions")
     async def latest_versions(self, req: RpcRequest) -> dict[str, Any]:
-        versions = await self.service.latest_versions(req.str("name"), req.str_list("stages"))
+        versions = await self.service.latest_versions(req.str("name", required=True), req.str_list("stages"))
         return _page("model_versions", [wire.model_version(v) for v in versions], None)
 
     @rpc("POST", "/mlflow/registered-models/set-tag")
     async def set_model_tag(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.set_model_tag(req.str("name"), req.str("key"), req.str("value"))
+        await self.service.set_model_tag(
+            req.str("name", required=True),
+            req.str("key", required=True),
+            req.str("value"),
+        )
         return {}
 
     @rpc("DELETE", "/mlflow/registered-models/delete-tag")
     async def delete_model_tag(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.delete_model_tag(req.str("name"), req.str("key"))
+        await self.service.delete_model_tag(req.str("name", required=True), req.str("key", required=True))
         return {}
 
     @rpc("POST", "/mlflow/registered-models/alias")
     async def set_alias(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.set_alias(req.str("name"), req.str("alias"), req.str("version"), actor(req))
+        await self.service.set_alias(
+            req.str("name", required=True),
+            req.str("alias", required=True),
+            req.str("version", required=True),
+            actor(req),
+        )
         return {}
 
     @rpc("DELETE", "/mlflow/registered-models/alias")
     async def delete_alias(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.delete_alias(req.str("name"), req.str("alias"), actor(req))
+        await self.service.delete_alias(
+            req.str("name", required=True),
+            req.str("alias", required=True),
+            actor(req),
+        )
         return {}
 
     @rpc("GET", "/mlflow/registered-models/alias")
     async def version_by_alias(self, req: RpcRequest) -> dict[str, Any]:
-        version = await self.service.version_by_alias(req.str("name"), req.str("alias"))
+        version = await self.service.version_by_alias(
+            req.str("name", required=True),
+            req.str("alias", required=True),
+        )
         return {"model_version": wire.model_version(version)}
 
     # ------------------------------------------------------------------ model versions
@@ -111,8 +132,8 @@ class RegistryApi:
     @rpc("POST", "/mlflow/model-versions/create")
     async def create_version(self, req: RpcRequest) -> dict[str, Any]:
         version = await self.service.create_version(
-            req.str("name"),
-            req.str("source"),
+            req.str("name", required=True),
+            req.str("source", required=True),
             req.str("run_id"),
             req.obj_list("tags"),
             req.str("run_link"),
@@ -124,14 +145,18 @@ class RegistryApi:
 
     @rpc("PATCH", "/mlflow/model-versions/update")
     async def update_version(self, req: RpcRequest) -> dict[str, Any]:
-        version = await self.service.update_version(req.str("name"), req.str("version"), req.str("description"))
+        version = await self.service.update_version(
+            req.str("name", required=True),
+            req.str("version", required=True),
+            req.str("description"),
+        )
         return {"model_version": wire.model_version(version)}
 
     @rpc("POST", "/mlflow/model-versions/transition-stage")
     async def transition_stage(self, req: RpcRequest) -> dict[str, Any]:
         version = await self.service.transition_stage(
-            req.str("name"),
-            req.str("version"),
+            req.str("name", required=True),
+            req.str("version", required=True),
             req.str("stage", required=True),
             req.bool("archive_existing_versions", default=False),
             actor(req),
@@ -140,12 +165,19 @@ class RegistryApi:
 
     @rpc("DELETE", "/mlflow/model-versions/delete")
     async def delete_version(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.delete_version(req.str("name"), req.str("version"), actor(req))
+        await self.service.delete_version(
+            req.str("name", required=True),
+            req.str("version", required=True),
+            actor(req),
+        )
         return {}
 
     @rpc("GET", "/mlflow/model-versions/get")
     async def get_version(self, req: RpcRequest) -> dict[str, Any]:
-        version = await self.service.get_version(req.str("name"), req.str("version"))
+        version = await self.service.get_version(
+            req.str("name", required=True),
+            req.str("version", required=True),
+        )
         return {"model_version": wire.model_version(version)}
 
     @rpc("GET", "/mlflow/model-versions/search")
@@ -160,16 +192,26 @@ class RegistryApi:
 
     @rpc("GET", "/mlflow/model-versions/get-download-uri")
     async def download_uri(self, req: RpcRequest) -> dict[str, Any]:
-        return {"artifact_uri": await self.service.download_uri(req.str("name"), req.str("version"))}
+        uri = await self.service.download_uri(req.str("name", required=True), req.str("version", required=True))
+        return {"artifact_uri": uri}
 
     @rpc("POST", "/mlflow/model-versions/set-tag")
     async def set_version_tag(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.set_version_tag(req.str("name"), req.str("version"), req.str("key"), req.str("value"))
+        await self.service.set_version_tag(
+            req.str("name", required=True),
+            req.str("version", required=True),
+            req.str("key", required=True),
+            req.str("value"),
+        )
         return {}
 
     @rpc("DELETE", "/mlflow/model-versions/delete-tag")
     async def delete_version_tag(self, req: RpcRequest) -> dict[str, Any]:
-        await self.service.delete_version_tag(req.str("name"), req.str("version"), req.str("key"))
+        await self.service.delete_version_tag(
+            req.str("name", required=True),
+            req.str("version", required=True),
+            req.str("key", required=True),
+        )
         return {}
 
 

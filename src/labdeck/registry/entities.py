@@ -90,3 +90,5 @@ class HistoryEvent:
     to_version: int | None = None
     from_stage: str | None = None
     to_stage: str | None = None
+    from_name: str | None = None
+    to_name: str | None = None

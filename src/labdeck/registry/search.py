@@ -1,12 +1,18 @@
 """The SQL of registered-model and model-version search, with MLflow's rules
 (``SearchModelUtils``, ``SearchModelVersionUtils``): which keys filter and order, and the
-default orders (models by name; versions by name, then newest version first)."""
+tie-breakers after the requested order (models by name; versions by name, then newest
+version first; the service asks for ``last_updated_timestamp DESC`` when no order is given).
+
+Prompts (MLflow 3 keeps them as registered models tagged ``mlflow.prompt.is_prompt=true``)
+are left out of both searches unless the filter asks for them, as MLflow's store does: the
+``mlflow`` client adds ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every model search,
+and that must match the models that have no such tag at all."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, not_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from labdeck.registry import tables as t
@@ -47,10 +53,35 @@ VERSION_SPEC = grammar.SearchSpec(
 )
 
 
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+
+def _without_prompts(clauses: list[grammar.Clause]) -> tuple[list[grammar.Clause], bool]:
+    """The clauses to apply, and whether prompts are left out.
+
+    Like MLflow, the first clause on the prompt tag decides: ``= 'true'`` or ``!= 'false'``
+    asks for prompts (and is applied as written); otherwise every prompt-tag clause is
+    dropped and prompts are excluded."""
+    for clause in clauses:
+        if clause.kind == "tag" and clause.key == PROMPT_TAG:
+            value = str(clause.value).lower()
+            if (clause.op == "=" and value == "true") or (clause.op == "!=" and value == "false"):
+                return clauses, False
+            break
+    return [c for c in clauses if not (c.kind == "tag" and c.key == PROMPT_TAG)], True
+
+
+def _is_prompt(tag: Any, model_pk: ColumnElement[Any]) -> ColumnElement[bool]:
+    return exists(select(1).where(tag.c.model_pk == model_pk, tag.c.key == PROMPT_TAG, tag.c.value == "true"))
+
+
 def model_query(conn: Connection, clauses: list[grammar.Clause], orders: list[grammar.OrderBy]) -> Select[Any]:
     """``model_pk`` of the matching models, in order."""
     rm = t.registered_models
     query = select(rm.c.model_pk)
+    clauses, exclude_prompts = _without_prompts(clauses)
+    if exclude_prompts:
+        query = query.where(not_(_is_prompt(t.registered_model_tags, rm.c.model_pk)))
     for clause in clauses:
         if clause.kind == "tag":
             tag = t.registered_model_tags
@@ -67,6 +98,10 @@ def version_query(conn: Connection, clauses: list[grammar.Clause], orders: list[
     """``(model_pk, version)`` of the matching live versions, in order."""
     mv, rm = t.model_versions, t.registered_models
     query = select(mv.c.model_pk, mv.c.version).join(rm, rm.c.model_pk == mv.c.model_pk).where(mv.c.deleted.is_(False))
+    clauses, exclude_prompts = _without_prompts(clauses)
+    if exclude_prompts:
+        # MLflow leaves out every version of a model any of whose versions is a prompt's
+        query = query.where(not_(_is_prompt(t.model_version_tags, mv.c.model_pk)))
     for clause in clauses:
         query = query.where(_version_condition(conn, clause))
     columns = []

@@ -24,6 +24,12 @@ MAX_ALIAS_LENGTH = 255
 MAX_MODEL_NAME_LENGTH = 256
 MAX_MODEL_SEARCH_RESULTS = 1000
 MAX_VERSION_SEARCH_RESULTS = 200_000
+MAX_HISTORY_EVENTS = 1000
+# Version numbers and history event ids are 32-bit integer columns: a larger number names
+# nothing, and PostgreSQL refuses to even compare a column with it.
+MAX_VERSION = 2**31 - 1
+MAX_EVENT_ID = 2**31 - 1
+MAX_RUN_ID_LENGTH = 32
 DEFAULT_VERSION_ORDER = ["last_updated_timestamp DESC", "name ASC", "version_number DESC"]
 
 _ALIAS = re.compile(r"^[\w\-]*$")
@@ -35,6 +41,8 @@ def model_name(name: Any, field: str = "name") -> str:
         raise InvalidParameter(f"Missing value for required parameter '{field}'.")
     if not isinstance(name, str):
         raise tv.invalid_value(field, name, "expected a string")
+    if "\x00" in name:  # the MLflow API refuses it up front; /api/v1 paths and plain routes reach here
+        raise tv.invalid_value(field, name, "it contains a NUL character.")
     if "/" in name or ":" in name:
         raise InvalidParameter(f"Invalid model name '{name}'. Names cannot contain '/' or ':'.")
     norm = posixpath.normpath(name)
@@ -51,23 +59,26 @@ def model_name(name: Any, field: str = "name") -> str:
 
 
 def version_number(version: Any) -> int:
-    if isinstance(version, bool) or version is None:
-        raise InvalidParameter("Missing value for required parameter 'version'.") if version is None else InvalidParameter(
-            f"Parameter 'version' must be an integer, got '{version}'."
-        )
-    if isinstance(version, int):
+    if version is None:
+        raise InvalidParameter("Missing value for required parameter 'version'.")
+    if isinstance(version, int) and not isinstance(version, bool):
         return version
-    if isinstance(version, str) and re.fullmatch(r"-?\d+", version.strip()):
-        return int(version)
+    if isinstance(version, str) and re.fullmatch(r"\s*[-+]?\d+\s*", version):
+        try:
+            return int(version)
+        except ValueError:  # more digits than Python converts
+            pass
     raise InvalidParameter(f"Parameter 'version' must be an integer, got '{version}'.")
 
 
 def tag(key: Any, value: Any) -> tuple[str, str]:
+    if key is not None and not isinstance(key, str):
+        raise tv.invalid_value("key", key, "expected a string")
     key = tv.key_name(key, "key")
     if len(key) > MAX_TAG_KEY_LENGTH:
         raise InvalidParameter(f"'key' exceeds the maximum length of {MAX_TAG_KEY_LENGTH} characters")
     if value is None:
-        raise InvalidParameter("Missing value for required parameter 'value'.")
+        value = ""  # as MLflow: an absent string field is the empty string
     if not isinstance(value, str):
         raise tv.invalid_value("value", value, "expected a string")
     if len(value) > MAX_TAG_VALUE_LENGTH:
@@ -137,8 +148,9 @@ class RegistryService:
         return await self.store.latest_versions(model_name(name), wanted)
 
     async def set_model_tag(self, name: Any, key: Any, value: Any) -> None:
+        name = model_name(name)
         key, value = tag(key, value)
-        await self.store.set_model_tag(model_name(name), key, value)
+        await self.store.set_model_tag(name, key, value)
 
     async def delete_model_tag(self, name: Any, key: Any) -> None:
         await self.store.delete_model_tag(model_name(name), tv.key_name(key, "key"))
@@ -146,7 +158,8 @@ class RegistryService:
     # ------------------------------------------------------------------ aliases
 
     async def set_alias(self, name: Any, alias: Any, version: Any, actor: str | None) -> None:
-        await self.store.set_alias(model_name(name), alias_name(alias), version_number(version), actor)
+        name, alias = model_name(name), alias_name(alias)
+        await self.store.set_alias(name, alias, await self._version(name, version), actor)
 
     async def delete_alias(self, name: Any, alias: Any, actor: str | None) -> None:
         await self.store.delete_alias(model_name(name), alias_name(alias, reserved_ok=True), actor)
@@ -177,6 +190,8 @@ class RegistryService:
         if not isinstance(source, str) or not source:
             raise InvalidParameter("Missing value for required parameter 'source'.")
         checked = dict(tag(t.get("key"), t.get("value")) for t in tags)
+        run_id = tv.optional_limited(run_id, "run_id", MAX_RUN_ID_LENGTH) or None
+        model_id = tv.optional_limited(model_id, "model_id", tv.MAX_MODEL_ID_LENGTH) or None
         storage_location, source_run_id = await self._storage_location(source)
         if model_id and not (run_id or source_run_id):
             source_run_id = (await self.tracking.models.get(model_id)).source_run_id
@@ -206,7 +221,7 @@ class RegistryService:
                 return join_uri(run.info.artifact_uri, uri.path), run.info.run_id
             version = await self.resolve_version(uri.name, uri.kind, uri.version, uri.stage, uri.alias)  # type: ignore[arg-type]
             return version.storage_location or version.source, version.run_id
-        except NotFound as error:
+        except (NotFound, InvalidParameter) as error:  # MLflow wraps whatever resolving raised
             raise InvalidParameter(
                 f"Unable to fetch model from model URI source artifact location '{source}'. Error: {error.message}"
             ) from None
@@ -216,7 +231,8 @@ class RegistryService:
     ) -> ModelVersion:
         """The version a registry URI names (``models:/name/3``, ``/latest``, ``/Staging``, ``@alias``)."""
         if kind == "version":
-            return await self.store.get_version(model_name(name), version)  # type: ignore[arg-type]
+            name = model_name(name)
+            return await self.store.get_version(name, await self._version(name, version))
         if kind == "alias":
             return await self.version_by_alias(name, alias)
         wanted = [stage(stage_name)] if kind == "stage" else None
@@ -226,11 +242,22 @@ class RegistryService:
             raise NotFound(f"No versions of registered model '{name}' {where}.")
         return max(versions, key=lambda mv: mv.version)
 
+    async def _version(self, name: str, version: Any) -> int:
+        """``version`` as a number, or NotFound when no version can have it (the model's own
+        NotFound first, so that an unknown model is reported as such)."""
+        number = version_number(version)
+        if not 1 <= number <= MAX_VERSION:
+            await self.store.get_model(name)
+            raise NotFound(f"Model Version (name={name}, version={number}) not found")
+        return number
+
     async def get_version(self, name: Any, version: Any) -> ModelVersion:
-        return await self.store.get_version(model_name(name), version_number(version))
+        name = model_name(name)
+        return await self.store.get_version(name, await self._version(name, version))
 
     async def update_version(self, name: Any, version: Any, description: str | None) -> ModelVersion:
-        return await self.store.update_version(model_name(name), version_number(version), description)
+        name = model_name(name)
+        return await self.store.update_version(name, await self._version(name, version), description)
 
     async def transition_stage(
         self, name: Any, version: Any, new_stage: Any, archive_existing: bool, actor: str | None
@@ -241,10 +268,13 @@ class RegistryService:
                 "Model version transition cannot archive existing model versions because "
                 f"'{new_stage}' is not an Active stage. Valid stages are {[s.value for s in ACTIVE_STAGES]}"
             )
-        return await self.store.transition_stage(model_name(name), version_number(version), target, archive_existing, actor)
+        name = model_name(name)
+        number = await self._version(name, version)
+        return await self.store.transition_stage(name, number, target, archive_existing, actor)
 
     async def delete_version(self, name: Any, version: Any, actor: str | None) -> None:
-        await self.store.delete_version(model_name(name), version_number(version), actor)
+        name = model_name(name)
+        await self.store.delete_version(name, await self._version(name, version), actor)
 
     async def download_uri(self, name: Any, version: Any) -> str:
         found = await self.get_version(name, version)
@@ -257,16 +287,27 @@ class RegistryService:
         return await self.store.search_versions(filter_string, max_results, order_by or DEFAULT_VERSION_ORDER, page_token)
 
     async def set_version_tag(self, name: Any, version: Any, key: Any, value: Any) -> None:
+        name, number = model_name(name), version_number(version)
         key, value = tag(key, value)
-        await self.store.set_version_tag(model_name(name), version_number(version), key, value)
+        await self.store.set_version_tag(name, await self._version(name, number), key, value)
 
     async def delete_version_tag(self, name: Any, version: Any, key: Any) -> None:
-        await self.store.delete_version_tag(model_name(name), version_number(version), tv.key_name(key, "key"))
+        name, key = model_name(name), tv.key_name(key, "key")
+        await self.store.delete_version_tag(name, await self._version(name, version), key)
 
-    async def history(self, name: Any, limit: int, before: int | None) -> list[HistoryEvent]:
-        if not 1 <= limit <= 1000:
-            raise InvalidParameter(f"limit must be between 1 and 1000, got {limit}.")
-        return await self.store.history(model_name(name), limit, before)
+    async def history(
+        self, name: Any, limit: int, before: int | None
+    ) -> tuple[list[HistoryEvent], int | None]:
+        """Up to ``limit`` events older than event ``before`` (all if None), newest first, and
+        the ``before`` of the next page (None on the last one)."""
+        if not 1 <= limit <= MAX_HISTORY_EVENTS:
+            raise InvalidParameter(f"limit must be between 1 and {MAX_HISTORY_EVENTS}, got {limit}.")
+        if before is not None and before > MAX_EVENT_ID:
+            before = None  # every event is older than that
+        events = await self.store.history(model_name(name), limit + 1, before)
+        if len(events) > limit:
+            return events[:limit], events[limit - 1].event_id
+        return events, None
 
 
 def _max_results(value: int, limit: int) -> None:

@@ -4,8 +4,10 @@ and stages, in SQL (SQLite and PostgreSQL alike; the contract suite runs on both
 Each method is one transaction on a database thread (``labdeck.db.Database``). Semantics:
 
 - version numbers of a model are 1, 2, 3, ... with no gaps or repeats, also under
-  concurrent creation (the model row is locked while the next number is taken), and a
-  deleted version keeps its number (it stays as a tombstone);
+  concurrent creation, and a deleted version keeps its number (it stays as a tombstone);
+- a write that reads the model's state before changing it (taking the next number, moving
+  or removing an alias, a stage change, deleting a version) first locks the model's row
+  (PostgreSQL; SQLite has a single writer), so such writes to one model never interleave;
 - deleting a version deletes its tags and the aliases pointing at it; deleting a model
   deletes everything it owns; artifacts are never deleted here (they belong to runs and
   logged models);
@@ -85,7 +87,7 @@ class SqlRegistryStore:
                 )
             except IntegrityError:
                 raise AlreadyExists(f"Registered Model (name={new_name}) already exists.") from None
-            _record(conn, model_pk, actor, HistoryKind.RENAMED, alias=f"{name} -> {new_name}")
+            _record(conn, model_pk, actor, HistoryKind.RENAMED, from_name=name, to_name=new_name)
             return _models(conn, [model_pk])[model_pk]
 
         return await self.db.write(work)
@@ -158,9 +160,7 @@ class SqlRegistryStore:
         def work(conn: Connection) -> None:
             model_pk = _model_pk(conn, name)
             tag = t.registered_model_tags
-            result = conn.execute(delete(tag).where(tag.c.model_pk == model_pk, tag.c.key == key))
-            if result.rowcount == 0:
-                raise NotFound(f"Registered model tag with name={name} and key={key} not found")
+            conn.execute(delete(tag).where(tag.c.model_pk == model_pk, tag.c.key == key))
 
         await self.db.write(work)
 
@@ -168,7 +168,7 @@ class SqlRegistryStore:
 
     async def set_alias(self, name: str, alias: str, version: int, actor: str | None) -> None:
         def work(conn: Connection) -> None:
-            model_pk = _model_pk(conn, name)
+            model_pk = _model_pk(conn, name, lock=True)
             _version_row(conn, model_pk, name, version)
             a = t.registered_model_aliases
             before = conn.execute(select(a.c.version).where(a.c.model_pk == model_pk, a.c.alias == alias)).scalar()
@@ -184,7 +184,7 @@ class SqlRegistryStore:
 
     async def delete_alias(self, name: str, alias: str, actor: str | None) -> None:
         def work(conn: Connection) -> None:
-            model_pk = _model_pk(conn, name)
+            model_pk = _model_pk(conn, name, lock=True)
             a = t.registered_model_aliases
             before = conn.execute(select(a.c.version).where(a.c.model_pk == model_pk, a.c.alias == alias)).scalar()
             if before is None:
@@ -281,7 +281,7 @@ class SqlRegistryStore:
         self, name: str, version: int, stage: Stage, archive_existing: bool, actor: str | None
     ) -> ModelVersion:
         def work(conn: Connection) -> ModelVersion:
-            model_pk = _model_pk(conn, name)
+            model_pk = _model_pk(conn, name, lock=True)
             row = _version_row(conn, model_pk, name, version)
             mv = t.model_versions
             now = now_ms()
@@ -314,7 +314,7 @@ class SqlRegistryStore:
         """Tombstone the version (its number is never reused); drop its tags and aliases."""
 
         def work(conn: Connection) -> None:
-            model_pk = _model_pk(conn, name)
+            model_pk = _model_pk(conn, name, lock=True)
             _version_row(conn, model_pk, name, version)
             a, tag, mv = t.registered_model_aliases, t.model_version_tags, t.model_versions
             for alias in conn.execute(
@@ -377,11 +377,7 @@ class SqlRegistryStore:
             model_pk = _model_pk(conn, name)
             _version_row(conn, model_pk, name, version)
             tag = t.model_version_tags
-            result = conn.execute(
-                delete(tag).where(tag.c.model_pk == model_pk, tag.c.version == version, tag.c.key == key)
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"Model version tag with name={name}, version={version}, and key={key} not found")
+            conn.execute(delete(tag).where(tag.c.model_pk == model_pk, tag.c.version == version, tag.c.key == key))
 
         await self.db.write(work)
 
@@ -426,6 +422,8 @@ class SqlRegistryStore:
                     to_version=r.to_version,
                     from_stage=r.from_stage,
                     to_stage=r.to_stage,
+                    from_name=r.from_name,
+                    to_name=r.to_name,
                 )
                 for r in rows
             ]
@@ -437,6 +435,7 @@ class SqlRegistryStore:
 
 
 def _model_pk(conn: Connection, name: str, *, lock: bool = False) -> int:
+    """The model's key; ``lock`` holds its row until the transaction ends (PostgreSQL)."""
     rm = t.registered_models
     q = select(rm.c.model_pk).where(rm.c.name == name)
     if lock and conn.dialect.name == "postgresql":

@@ -113,5 +113,7 @@ model_history = Table(
     Column("to_version", Integer, nullable=True),
     Column("from_stage", String(20), nullable=True),
     Column("to_stage", String(20), nullable=True),
+    Column("from_name", String(256), nullable=True),
+    Column("to_name", String(256), nullable=True),
     Index(None, "model_pk", "event_id"),
 )

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from labdeck.registry import wire
-from labdeck.registry.service import RegistryService
+from labdeck.registry.service import MAX_HISTORY_EVENTS, RegistryService
 
 
 def router(service: RegistryService) -> APIRouter:
@@ -17,13 +17,15 @@ def router(service: RegistryService) -> APIRouter:
     @routes.get("/models/{name}/history", summary="Alias moves, stage changes and versions of a model, newest first")
     async def model_history(
         name: str,
-        limit: int = Query(100, ge=1, le=1000, description="Most events to return."),
-        before: int | None = Query(None, description="Only events older than this event id (to page back)."),
+        limit: int = Query(100, ge=1, le=MAX_HISTORY_EVENTS, description="Most events to return."),
+        before: int | None = Query(
+            None, ge=1, description="Only events older than this event id: the `next_before` of the previous page."
+        ),
     ) -> dict[str, Any]:
-        events = await service.history(name, limit, before)
+        events, next_before = await service.history(name, limit, before)
         out: dict[str, Any] = {"events": [wire.history_event(e) for e in events]}
-        if len(events) == limit:
-            out["next_before"] = events[-1].event_id
+        if next_before is not None:
+            out["next_before"] = next_before
         return out
 
     return routes

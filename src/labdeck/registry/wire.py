@@ -67,6 +67,8 @@ def history_event(e: HistoryEvent) -> dict[str, Any]:
             ("to_version", e.to_version),
             ("from_stage", e.from_stage),
             ("to_stage", e.to_stage),
+            ("from_name", e.from_name),
+            ("to_name", e.to_name),
         )
         if value is not None
     }

@@ -4,10 +4,14 @@ validation failures as 400 INVALID_PARAMETER_VALUE naming the field."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.wire.errors import http_status, labdeck_body
@@ -15,27 +19,30 @@ from labdeck.wire.errors import http_status, labdeck_body
 PREFIX = "/api/v1"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def labdeck_error(_request: Request, error: Exception) -> ORJSONResponse:
-        assert isinstance(error, LabdeckError)
-        return ORJSONResponse(labdeck_body(error), status_code=http_status(error))
+def error_response(body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """An error body as JSON (``fastapi.responses.ORJSONResponse`` is deprecated and warns)."""
+    return Response(orjson.dumps(body, default=str), status_code=status, headers=headers, media_type="application/json")
 
-    async def invalid_request(_request: Request, error: Exception) -> ORJSONResponse:
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def labdeck_error(_request: Request, error: Exception) -> Response:
+        assert isinstance(error, LabdeckError)
+        return error_response(labdeck_body(error), http_status(error))
+
+    async def invalid_request(_request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
         problems = [
             {"field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")), "problem": e["msg"]}
             for e in error.errors()
         ]
         described = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        return ORJSONResponse(
-            labdeck_body(InvalidParameter(f"Invalid request: {described}", details=problems)), status_code=400
-        )
+        return error_response(labdeck_body(InvalidParameter(f"Invalid request: {described}", details=problems)), 400)
 
-    async def http_error(_request: Request, error: Exception) -> ORJSONResponse:
+    async def http_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST"}.get(error.status_code, "BAD_REQUEST")
         body = {"error_code": code, "message": str(error.detail), "details": None}
-        return ORJSONResponse(body, status_code=error.status_code, headers=error.headers)
+        return error_response(body, error.status_code, error.headers)
 
     app.add_exception_handler(LabdeckError, labdeck_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

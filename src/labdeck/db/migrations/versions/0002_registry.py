@@ -38,6 +38,8 @@ def upgrade() -> None:
     sa.Column('to_version', sa.Integer(), nullable=True),
     sa.Column('from_stage', sa.String(length=20), nullable=True),
     sa.Column('to_stage', sa.String(length=20), nullable=True),
+    sa.Column('from_name', sa.String(length=256), nullable=True),
+    sa.Column('to_name', sa.String(length=256), nullable=True),
     sa.ForeignKeyConstraint(['model_pk'], ['registered_models.model_pk'], name=op.f('fk_model_history_model_pk_registered_models'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_model_history'))
     )
