@@ -113,3 +113,18 @@ def test_log_model_appends_to_the_history_tag(api):
     assert [m["artifact_path"] for m in history] == ["model", "model2"]
     bad = api.post("/runs/log-model", json={"run_id": run_id, "model_json": json.dumps({"flavors": {}})})
     assert bad.status_code == 400 and "artifact_path" in bad.json()["message"]
+
+
+def test_numbers_beyond_64_bits_in_filters(server, api):
+    run_id = _run(api)
+    api.post("/runs/log-metric", json={"run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1}).raise_for_status()
+    for text, expected in (
+        ("metrics.m < 1e400", [run_id]),
+        ("attributes.start_time < 99999999999999999999", [run_id]),
+        ("attributes.start_time > -99999999999999999999", [run_id]),
+        ("metrics.m > 99999999999999999999", []),
+    ):
+        found = api.post("/runs/search", json={"experiment_ids": ["0"], "filter": text}).json()
+        assert [r["info"]["run_id"] for r in found.get("runs", [])] == expected, text
+    versions = api.get("/model-versions/search", params={"filter": "version_number >= 99999999999999999999"})
+    assert versions.status_code == 200 and versions.json() == {}

@@ -31,7 +31,9 @@ def string_condition(conn: Connection, column: ColumnElement, clause: Clause) ->
 
 def numeric_condition(column: ColumnElement, clause: Clause) -> ColumnElement:
     value: Any = clause.value
-    if isinstance(value, float) and value.is_integer():
+    # Whole numbers compare as integers, exactly; beyond 64 bits no database takes an
+    # integer parameter, and the float compares just as well with any stored value.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         value = int(value)
     return compare(column, clause.op, value)
 

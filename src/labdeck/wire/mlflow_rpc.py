@@ -236,6 +236,8 @@ def reject_nul(value: Any, path: str) -> None:
 
 Handler = Callable[[RpcRequest], Awaitable[Any]]
 
+_MLFLOW_PATH = re.compile(r"/(api|ajax-api)/\d+\.0/")
+
 
 class RpcRouter:
     """Dispatches MLflow API requests to handlers; one instance serves every area."""
@@ -243,7 +245,6 @@ class RpcRouter:
     PREFIXES = ("/api/", "/ajax-api/")
 
     def __init__(self) -> None:
-        self._owned: tuple[str, ...] = ()
         self._exact: dict[tuple[str, str], tuple[Handler, bool]] = {}
         self._patterns: list[tuple[str, re.Pattern[str], Handler, bool]] = []
 
@@ -255,9 +256,6 @@ class RpcRouter:
 
     def add(self, endpoint: _Endpoint, handler: Handler) -> None:
         for prefix in self.PREFIXES:
-            versioned = f"{prefix}{endpoint.version}.0/"
-            if versioned not in self._owned:
-                self._owned = (*self._owned, versioned)
             full = f"{prefix}{endpoint.version}.0{endpoint.path}"
             if "{" in full:
                 self._patterns.append((endpoint.method, _compile(full), handler, endpoint.stream))
@@ -268,8 +266,9 @@ class RpcRouter:
                 self._exact[key] = (handler, endpoint.stream)
 
     def owns(self, path: str) -> bool:
-        """Whether ``path`` is under a prefix MLflow's API uses (``/api/2.0/``, ``/ajax-api/3.0/``, ...)."""
-        return path.startswith(self._owned)
+        """Whether ``path`` is in MLflow's API family (``/api/<n>.0/``, ``/ajax-api/<n>.0/``),
+        so that even an unknown endpoint there is answered in MLflow's error shape."""
+        return _MLFLOW_PATH.match(path) is not None
 
     def _match(self, method: str, path: str) -> tuple[Handler, bool, dict[str, str]] | None:
         found = self._exact.get((method, path))
