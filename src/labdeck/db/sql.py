@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, or_
+from sqlalchemy import Connection, Table, bindparam, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement
 
@@ -18,21 +19,33 @@ def insert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
+_STATEMENTS: OrderedDict[tuple[str, Hashable], Any] = OrderedDict()
+_STATEMENTS_MAX = 1024
 _DRIVER_STATEMENTS: dict[tuple[str, str], DriverStatement] = {}
 
 
-def prepared(conn: Connection, name: str, build: Callable[[Connection], Any]) -> Any:
+def prepared(conn: Connection, name: Hashable, build: Callable[[Connection], Any]) -> Any:
     """The statement ``build(conn)`` makes, built once per dialect and reused.
 
-    Building a SQLAlchemy statement (an upsert especially) costs far more than running it
-    on SQLite; hot paths build theirs once, with ``bindparam`` for what varies.
+    Building a SQLAlchemy statement (an upsert, a search filter) costs far more than
+    running it on SQLite; callers build theirs once, with ``bindparam`` for what varies.
+    ``name`` may be any hashable key, e.g. a search's filter text: the least recently used
+    statements are dropped beyond ``_STATEMENTS_MAX``.
     """
     key = (conn.dialect.name, name)
     statement = _STATEMENTS.get(key)
     if statement is None:
         statement = _STATEMENTS[key] = build(conn)
+        if len(_STATEMENTS) > _STATEMENTS_MAX:
+            _STATEMENTS.popitem(last=False)
+    else:
+        _STATEMENTS.move_to_end(key)
     return statement
+
+
+def paged(query: Any) -> Any:
+    """``query`` taking its page as the parameters ``limit`` and ``offset``."""
+    return query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:
@@ -97,6 +110,22 @@ def chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
 def in_chunks(column: ColumnElement, items: list[Any]) -> ColumnElement:
     parts = chunks(items)
     return or_(*(column.in_(part) for part in parts)) if len(parts) > 1 else column.in_(parts[0])
+
+
+def rows_in(conn: Connection, name: str, build: Callable[[Connection], Any], ids: list[Any], **params: Any) -> list[Any]:
+    """The rows of the prepared statement ``build(conn)``, which takes the expanding
+    bindparam ``ids``, run once per chunk of ``ids`` so no backend's parameter limit is hit."""
+    statement = prepared(conn, name, build)
+    rows: list[Any] = []
+    for part in chunks(ids, 10_000):
+        if part:
+            rows.extend(conn.execute(statement, {"ids": part, **params}).all())
+    return rows
+
+
+def expanding(name: str = "ids") -> Any:
+    """The bindparam a ``rows_in`` statement takes its list in."""
+    return bindparam(name, expanding=True)
 
 
 class DriverStatement:

@@ -17,7 +17,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from labdeck.registry import tables as t
 from labdeck.search import grammar
-from labdeck.search.sql import numeric_condition, string_condition, tag_condition
+from labdeck.search.sql import join_tag, numeric_condition, string_condition, tag_condition
 
 _ORDER_TIMESTAMPS = {
     "creation_timestamp": "creation_time",
@@ -82,9 +82,11 @@ def model_query(conn: Connection, clauses: list[grammar.Clause], orders: list[gr
     clauses, exclude_prompts = _without_prompts(clauses)
     if exclude_prompts:
         query = query.where(not_(_is_prompt(t.registered_model_tags, rm.c.model_pk)))
-    for clause in clauses:
-        if clause.kind == "tag":
-            tag = t.registered_model_tags
+    tag = t.registered_model_tags
+    for n, clause in enumerate(clauses):
+        if clause.kind == "tag" and clause.op != "IS NULL":
+            query = join_tag(conn, query, tag, "model_pk", rm.c.model_pk, clause, n)
+        elif clause.kind == "tag":
             query = query.where(tag_condition(conn, tag, tag.c.model_pk == rm.c.model_pk, clause))
         else:
             query = query.where(string_condition(conn, rm.c.name, clause))

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from labdeck.clock import now_ms
 from labdeck.db import Database
-from labdeck.db.sql import in_chunks, upsert
+from labdeck.db.sql import expanding, paged, prepared, rows_in, upsert
 from labdeck.errors import AlreadyExists, InvalidParameter, NotFound
 from labdeck.registry import tables as t
 from labdeck.registry.entities import (
@@ -128,8 +128,8 @@ class SqlRegistryStore:
         offset = read_token(page_token, query_key)
 
         def work(conn: Connection) -> Page[RegisteredModel]:
-            query = model_query(conn, clauses, orders)
-            ids = [r[0] for r in conn.execute(query.limit(max_results + 1).offset(offset))]
+            query = prepared(conn, ("search-models", filter_string, *order_by), lambda c: paged(model_query(c, clauses, orders)))
+            ids = [r[0] for r in conn.execute(query, {"limit": max_results + 1, "offset": offset})]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             ids = ids[:max_results]
             models = _models(conn, ids)
@@ -198,7 +198,12 @@ class SqlRegistryStore:
         def work(conn: Connection) -> ModelVersion:
             model_pk = _model_pk(conn, name)
             a = t.registered_model_aliases
-            version = conn.execute(select(a.c.version).where(a.c.model_pk == model_pk, a.c.alias == alias)).scalar()
+            statement = prepared(
+                conn,
+                "alias_version",
+                lambda _: select(a.c.version).where(a.c.model_pk == bindparam("model_pk"), a.c.alias == bindparam("alias")),
+            )
+            version = conn.execute(statement, {"model_pk": model_pk, "alias": alias}).scalar()
             if version is None:
                 raise InvalidParameter(f"Registered model alias {alias} not found.")
             return _versions(conn, [(model_pk, version)])[(model_pk, version)]
@@ -352,8 +357,8 @@ class SqlRegistryStore:
         offset = read_token(page_token, query_key)
 
         def work(conn: Connection) -> Page[ModelVersion]:
-            query = version_query(conn, clauses, orders)
-            keys = [(r[0], r[1]) for r in conn.execute(query.limit(max_results + 1).offset(offset))]
+            query = prepared(conn, ("search-versions", filter_string, *order_by), lambda c: paged(version_query(c, clauses, orders)))
+            keys = [(r[0], r[1]) for r in conn.execute(query, {"limit": max_results + 1, "offset": offset})]
             token = make_token(offset + max_results, query_key) if len(keys) > max_results else None
             keys = keys[:max_results]
             versions = _versions(conn, keys)
@@ -437,10 +442,15 @@ class SqlRegistryStore:
 def _model_pk(conn: Connection, name: str, *, lock: bool = False) -> int:
     """The model's key; ``lock`` holds its row until the transaction ends (PostgreSQL)."""
     rm = t.registered_models
-    q = select(rm.c.model_pk).where(rm.c.name == name)
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    model_pk = conn.execute(q).scalar()
+    locking = lock and conn.dialect.name == "postgresql"
+    statement = prepared(
+        conn,
+        "model_pk_for_update" if locking else "model_pk",
+        lambda _: select(rm.c.model_pk).where(rm.c.name == bindparam("name")).with_for_update(read=False)
+        if locking
+        else select(rm.c.model_pk).where(rm.c.name == bindparam("name")),
+    )
+    model_pk = conn.execute(statement, {"name": name}).scalar()
     if model_pk is None:
         raise NotFound(f"Registered Model with name={name} not found")
     return model_pk
@@ -448,9 +458,14 @@ def _model_pk(conn: Connection, name: str, *, lock: bool = False) -> int:
 
 def _version_row(conn: Connection, model_pk: int, name: str, version: int) -> Any:
     mv = t.model_versions
-    row = conn.execute(
-        select(mv.c.current_stage).where(mv.c.model_pk == model_pk, mv.c.version == version, mv.c.deleted.is_(False))
-    ).first()
+    statement = prepared(
+        conn,
+        "live_version",
+        lambda _: select(mv.c.current_stage).where(
+            mv.c.model_pk == bindparam("model_pk"), mv.c.version == bindparam("version"), mv.c.deleted.is_(False)
+        ),
+    )
+    row = conn.execute(statement, {"model_pk": model_pk, "version": version}).first()
     if row is None:
         raise NotFound(f"Model Version (name={name}, version={version}) not found")
     return row
@@ -471,25 +486,33 @@ def _models(conn: Connection, ids: list[int]) -> dict[int, RegisteredModel]:
         return {}
     rm, tag, a, mv = t.registered_models, t.registered_model_tags, t.registered_model_aliases, t.model_versions
     tags: dict[int, dict[str, str]] = {}
-    for model_pk, key, value in conn.execute(
-        select(tag.c.model_pk, tag.c.key, tag.c.value).where(in_chunks(tag.c.model_pk, ids))
+    for model_pk, key, value in rows_in(
+        conn, "model_tags", lambda _: select(tag.c.model_pk, tag.c.key, tag.c.value).where(tag.c.model_pk.in_(expanding())), ids
     ):
         tags.setdefault(model_pk, {})[key] = value
     aliases: dict[int, dict[str, int]] = {}
-    for model_pk, alias, version in conn.execute(
-        select(a.c.model_pk, a.c.alias, a.c.version).where(in_chunks(a.c.model_pk, ids)).order_by(a.c.alias)
+    for model_pk, alias, version in rows_in(
+        conn,
+        "model_aliases",
+        lambda _: select(a.c.model_pk, a.c.alias, a.c.version).where(a.c.model_pk.in_(expanding())).order_by(a.c.alias),
+        ids,
     ):
         aliases.setdefault(model_pk, {})[alias] = version
     # The newest live version in each stage, per model.
-    newest = (
-        select(mv.c.model_pk, mv.c.current_stage, func.max(mv.c.version).label("version"))
-        .where(in_chunks(mv.c.model_pk, ids), mv.c.deleted.is_(False))
-        .group_by(mv.c.model_pk, mv.c.current_stage)
-    )
-    latest_keys = [(r.model_pk, r.version) for r in conn.execute(newest)]
+    latest_keys = [
+        (r[0], r[1])
+        for r in rows_in(
+            conn,
+            "newest_per_stage",
+            lambda _: select(mv.c.model_pk, func.max(mv.c.version))
+            .where(mv.c.model_pk.in_(expanding()), mv.c.deleted.is_(False))
+            .group_by(mv.c.model_pk, mv.c.current_stage),
+            ids,
+        )
+    ]
     latest = _versions(conn, latest_keys)
     by_model: dict[int, list[ModelVersion]] = {}
-    for key in sorted(latest_keys, key=lambda k: (k[0], k[1])):
+    for key in sorted(latest_keys):
         by_model.setdefault(key[0], []).append(latest[key])
     return {
         r.model_pk: RegisteredModel(
@@ -502,7 +525,7 @@ def _models(conn: Connection, ids: list[int]) -> dict[int, RegisteredModel]:
             aliases=aliases.get(r.model_pk, {}),
             latest_versions=by_model.get(r.model_pk, []),
         )
-        for r in conn.execute(select(rm).where(in_chunks(rm.c.model_pk, ids)))
+        for r in rows_in(conn, "models", lambda _: select(rm).where(rm.c.model_pk.in_(expanding())), ids)
     }
 
 
@@ -510,28 +533,47 @@ def _versions(conn: Connection, keys: list[tuple[int, int]]) -> dict[tuple[int, 
     if not keys:
         return {}
     mv, rm, tag, a = t.model_versions, t.registered_models, t.model_version_tags, t.registered_model_aliases
+    wanted = set(keys)
+    model_ids = sorted({k[0] for k in keys})
+    # The keys' models and the keys' version numbers: a small superset of the keys that
+    # plain indexed IN lists find (row-value IN lists cost far more to bind).
+    numbers = {"numbers": sorted({k[1] for k in keys})}
+
+    def among(table: Any) -> Any:
+        return and_(table.c.model_pk.in_(expanding()), table.c.version.in_(expanding("numbers")))
+
     tags: dict[tuple[int, int], dict[str, str]] = {}
-    for model_pk, version, key, value in conn.execute(
-        select(tag.c.model_pk, tag.c.version, tag.c.key, tag.c.value).where(
-            in_chunks(tuple_(tag.c.model_pk, tag.c.version), keys)
-        )
+    for model_pk, version, key, value in rows_in(
+        conn,
+        "version_tags",
+        lambda _: select(tag.c.model_pk, tag.c.version, tag.c.key, tag.c.value).where(among(tag)),
+        model_ids,
+        **numbers,
     ):
-        tags.setdefault((model_pk, version), {})[key] = value
+        if (model_pk, version) in wanted:
+            tags.setdefault((model_pk, version), {})[key] = value
     aliases: dict[tuple[int, int], list[str]] = {}
-    for model_pk, alias, version in conn.execute(
-        select(a.c.model_pk, a.c.alias, a.c.version)
-        .where(in_chunks(tuple_(a.c.model_pk, a.c.version), keys))
-        .order_by(a.c.alias)
+    for model_pk, alias, version in rows_in(
+        conn,
+        "version_aliases",
+        lambda _: select(a.c.model_pk, a.c.alias, a.c.version).where(among(a)).order_by(a.c.alias),
+        model_ids,
+        **numbers,
     ):
-        aliases.setdefault((model_pk, version), []).append(alias)
-    rows = conn.execute(
-        select(mv, rm.c.name)
-        .join(rm, rm.c.model_pk == mv.c.model_pk)
-        .where(in_chunks(tuple_(mv.c.model_pk, mv.c.version), keys), mv.c.deleted.is_(False))
+        if (model_pk, version) in wanted:
+            aliases.setdefault((model_pk, version), []).append(alias)
+    rows = rows_in(
+        conn,
+        "versions",
+        lambda _: select(mv, rm.c.name).join(rm, rm.c.model_pk == mv.c.model_pk).where(among(mv), mv.c.deleted.is_(False)),
+        model_ids,
+        **numbers,
     )
     out: dict[tuple[int, int], ModelVersion] = {}
     for r in rows:
         key = (r.model_pk, r.version)
+        if key not in wanted:
+            continue
         out[key] = ModelVersion(
             name=r.name,
             version=r.version,

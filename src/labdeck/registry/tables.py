@@ -71,6 +71,7 @@ registered_model_tags = Table(
     Column("key", String(250), nullable=False),
     Column("value", Text, nullable=False),
     PrimaryKeyConstraint("model_pk", "key"),
+    Index(None, "key", "value"),
 )
 
 model_version_tags = Table(

@@ -46,3 +46,16 @@ def tag_condition(conn: Connection, table: Table, owner: ColumnElement, clause: 
     if clause.op == "IS NOT NULL":
         return exists(has_key)
     return exists(has_key.where(string_condition(conn, table.c.value, clause)))
+
+
+def join_tag(conn: Connection, query: Any, table: Table, link: str, owner: ColumnElement, clause: Clause, n: int) -> Any:
+    """``query`` narrowed by a tag clause as an inner join rather than EXISTS, which lets
+    the database start from the (key, value) index instead of probing every row.
+
+    Only for child tables keyed by (owner, key), where a join cannot repeat a row, and
+    for clauses that need the key to exist (not IS NULL)."""
+    alias = table.alias(f"tag_filter_{n}")
+    on = (alias.c[link] == owner) & (alias.c.key == clause.key)
+    if clause.op != "IS NOT NULL":
+        on = on & string_condition(conn, alias.c.value, clause)
+    return query.join(alias, on)

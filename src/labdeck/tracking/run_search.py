@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, false, or_, select, true
+from sqlalchemy import Connection, and_, bindparam, case, exists, false, or_, select, true
 from sqlalchemy.sql import ColumnElement, Select
 
 from labdeck.search import grammar
@@ -47,14 +47,14 @@ def _column(name: str) -> Any:
 
 def search_runs_query(
     conn: Connection,
-    experiment_ids: list[int],
     view_type: ViewType,
     clauses: list[grammar.Clause],
     orders: list[grammar.OrderBy],
 ) -> Select[Any]:
     runs = t.runs
     query = select(runs.c.run_uuid).where(
-        runs.c.experiment_id.in_(experiment_ids), runs.c.lifecycle_stage.in_(view_type.stages())
+        runs.c.experiment_id.in_(bindparam("experiment_ids", expanding=True)),
+        runs.c.lifecycle_stage.in_(view_type.stages()),
     )
     for clause in clauses:
         query = query.where(_condition(conn, clause))

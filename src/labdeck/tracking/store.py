@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from labdeck.clock import now_ms
 from labdeck.db import Database
-from labdeck.db.sql import driver_statement, in_chunks, insert, insert_ignore, prepared, upsert
+from labdeck.db.sql import driver_statement, in_chunks, insert, insert_ignore, paged, prepared, upsert
 from labdeck.errors import AlreadyExists, InvalidParameter, NotFound
 from labdeck.search import grammar
 from labdeck.search.paging import make_token, read_token
@@ -122,7 +122,7 @@ class SqlTrackingStore:
         query_key = ["experiments", view_type, filter_string, order_by]
         offset = read_token(page_token, query_key)
 
-        def work(conn: Connection) -> Page[Experiment]:
+        def query(conn: Connection) -> Any:
             e = t.experiments
             q = select(e.c.experiment_id).where(e.c.lifecycle_stage.in_(view_type.stages()))
             for clause in clauses:
@@ -133,7 +133,11 @@ class SqlTrackingStore:
                 order_cols = [e.c.creation_time.desc(), e.c.experiment_id.asc()]
             elif not any(o.key == "experiment_id" for o in orders):
                 order_cols.append(e.c.experiment_id.desc())
-            ids = [r[0] for r in conn.execute(q.order_by(*order_cols).limit(max_results + 1).offset(offset))]
+            return paged(q.order_by(*order_cols))
+
+        def work(conn: Connection) -> Page[Experiment]:
+            statement = prepared(conn, ("search-experiments", view_type, filter_string, *order_by), query)
+            ids = [r[0] for r in conn.execute(statement, {"limit": max_results + 1, "offset": offset})]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             ids = ids[:max_results]
             experiments = _experiments(conn, ids)
@@ -403,8 +407,13 @@ class SqlTrackingStore:
         def work(conn: Connection) -> Page[Run]:
             if not experiment_ids:
                 return Page([])
-            query = search_runs_query(conn, experiment_ids, view_type, clauses, orders)
-            ids = [r[0] for r in conn.execute(query.limit(max_results + 1).offset(offset))]
+            query = prepared(
+                conn,
+                ("search-runs", view_type, filter_string, *order_by),
+                lambda c: paged(search_runs_query(c, view_type, clauses, orders)),
+            )
+            page = {"experiment_ids": experiment_ids, "limit": max_results + 1, "offset": offset}
+            ids = [r[0] for r in conn.execute(query, page)]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             return Page(load_runs(conn, ids[:max_results]), token)
 

@@ -75,6 +75,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['model_pk'], ['registered_models.model_pk'], name=op.f('fk_registered_model_tags_model_pk_registered_models'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('model_pk', 'key', name=op.f('pk_registered_model_tags'))
     )
+    with op.batch_alter_table('registered_model_tags', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_registered_model_tags_key_value'), ['key', 'value'], unique=False)
+
     op.create_table('model_version_tags',
     sa.Column('model_pk', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -95,6 +98,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('registered_model_aliases')
     op.drop_table('model_version_tags')
+    with op.batch_alter_table('registered_model_tags', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_registered_model_tags_key_value'))
+
     op.drop_table('registered_model_tags')
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_versions_run_id'))

@@ -1,0 +1,1 @@
+"""Identity and permissions: users, teams, tokens, sessions, OIDC login and access checks."""
