@@ -35,33 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-
-def _check_error_shape(response: httpx.Response) -> None:
-    response.read()
-    assert response.status_code < 500, f"{response.request.method} {response.request.url}: {response.text}"
-    if response.status_code >= 400:
-        body = response.json()
-        assert set(body) == {"error_code", "message"}, body
-        assert isinstance(body["error_code"], str) and isinstance(body["message"], str), body
-
-
-@pytest.fixture(autouse=True)
-def _every_response_checked(request: pytest.FixtureRequest) -> None:
-    if "api" in request.fixturenames:
-        request.getfixturevalue("api").event_hooks["response"].append(_check_error_shape)
-
-
-def expect_error(
-    response: httpx.Response, status: int, code: str, message: str | None = None, *, starts: str | None = None
-) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error_code"] == code, body
-    if message is not None:
-        assert body["message"] == message, body
-    if starts is not None:
-        assert body["message"].startswith(starts), body
-    return body["message"]
+from tests.mlflow_errors import check_error_shape, every_response_checked, expect_error  # noqa: F401
 
 
 def invalid(response: httpx.Response, message: str | None = None, **kwargs: Any) -> str:
@@ -825,7 +799,7 @@ def test_get_only_and_post_only_methods(server, api):
     )
     # the UI's prefix serves the same endpoints
     with httpx.Client(base_url=server.url, timeout=60) as root:
-        root.event_hooks["response"].append(_check_error_shape)
+        root.event_hooks["response"].append(check_error_shape)
         expect_error(root.post("/ajax-api/2.0/mlflow/registered-models/search"), 405, "BAD_REQUEST")
         assert "registered_models" not in ok(root.get("/ajax-api/2.0/mlflow/registered-models/search"))
 

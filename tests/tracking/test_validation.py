@@ -19,6 +19,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.mlflow_errors import check_error_shape, every_response_checked, expect_error  # noqa: F401
+
 from labdeck.wire.mlflow_rpc import RpcRequest, RpcRouter, rpc
 
 BAD_CHARACTERS = (
@@ -26,34 +28,6 @@ BAD_CHARACTERS = (
     "spaces ( ), colon(:) and slashes (/)."
 )
 DOUBLE_MAX = 1.7976931348623157e308
-
-
-def _check_error_shape(response: httpx.Response) -> None:
-    response.read()
-    assert response.status_code < 500, f"{response.request.method} {response.request.url}: {response.text}"
-    if response.status_code >= 400:
-        body = response.json()
-        assert set(body) == {"error_code", "message"}, body
-        assert isinstance(body["error_code"], str) and isinstance(body["message"], str), body
-
-
-@pytest.fixture(autouse=True)
-def _every_response_checked(request: pytest.FixtureRequest) -> None:
-    if "api" in request.fixturenames:
-        request.getfixturevalue("api").event_hooks["response"].append(_check_error_shape)
-
-
-def expect_error(
-    response: httpx.Response, status: int, code: str, message: str | None = None, *, starts: str | None = None
-) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error_code"] == code, body
-    if message is not None:
-        assert body["message"] == message, body
-    if starts is not None:
-        assert body["message"].startswith(starts), body
-    return body["message"]
 
 
 def ok(response: httpx.Response) -> dict:
@@ -1079,7 +1053,7 @@ def test_unknown_routes_and_wrong_methods(server, api):
         api.post("/experiments"), 404, "ENDPOINT_NOT_FOUND", "No API endpoint POST /api/2.0/mlflow/experiments."
     )
     with httpx.Client(base_url=server.url, timeout=60) as root:
-        root.event_hooks["response"].append(_check_error_shape)
+        root.event_hooks["response"].append(check_error_shape)
         expect_error(
             root.get("/ajax-api/2.0/mlflow/nope"),
             404,
