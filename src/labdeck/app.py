@@ -1,9 +1,11 @@
 """``create_app(settings)``: the ASGI application of the labdeck server.
 
-It assembles; it does not decide. Each area contributes its routes: MLflow-compatible
-endpoints go on the shared ``RpcRouter`` (plain ASGI, dictionary dispatch: the hot path),
-everything else on the Starlette/FastAPI app. The lifespan is the only place where things
-start (migrations, the database writer) and stop.
+It assembles; it does not decide. ``AuthMiddleware`` resolves who is asking for every
+request; then MLflow-compatible endpoints go to the shared ``RpcRouter`` (plain ASGI,
+dictionary dispatch: the hot path) and everything else to the Starlette/FastAPI app. Every
+route declares what it needs (``auth.needs``) and the ``Guard`` checks it before the
+handler runs; a route that declares nothing cannot be added. The lifespan is the only
+place where things start (migrations, the database writer) and stop.
 """
 
 from __future__ import annotations
@@ -14,17 +16,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 
 from labdeck import __version__
 from labdeck.artifacts.api import ArtifactsApi, plain_artifact_routes
 from labdeck.artifacts.factory import open_artifact_store
 from labdeck.artifacts.store import ArtifactStore
+from labdeck.auth.guard import Guard
+from labdeck.auth.middleware import AuthMiddleware
+from labdeck.auth.needs import Public, declared, needs
+from labdeck.auth.service import AuthService
+from labdeck.auth.store import SqlAuthStore
+from labdeck.auth.v1 import router as auth_v1
+from labdeck.auth.web import routes as auth_web_routes
+from labdeck.auth.web import session_key
 from labdeck.config import Settings
 from labdeck.db import Database
+from labdeck.errors import LabdeckError
 from labdeck.registry.api import RegistryApi, plain_registry_routes
 from labdeck.registry.service import RegistryService
 from labdeck.registry.store import SqlRegistryStore
@@ -34,6 +46,7 @@ from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
 from labdeck.wire import v1
+from labdeck.wire.errors import error_headers, http_status, mlflow_body
 from labdeck.wire.mlflow_rpc import RpcRouter
 from labdeck.wire.types import Receive, Scope, Send
 
@@ -49,6 +62,8 @@ class Platform:
     artifacts: ArtifactStore
     tracking: TrackingService
     registry: RegistryService
+    auth: AuthService
+    guard: Guard
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -59,12 +74,20 @@ class Platform:
         )
         tracking = TrackingService(SqlTrackingStore(db), SqlLoggedModelStore(db))
         registry = RegistryService(SqlRegistryStore(db), tracking)
+        auth = AuthService(SqlAuthStore(db), settings.auth)
         return cls(
-            settings=settings, db=db, artifacts=open_artifact_store(settings), tracking=tracking, registry=registry
+            settings=settings,
+            db=db,
+            artifacts=open_artifact_store(settings),
+            tracking=tracking,
+            registry=registry,
+            auth=auth,
+            guard=Guard(auth, tracking, registry),
         )
 
     async def start(self) -> None:
         await to_thread.run_sync(self.db.migrate)
+        self.auth.session_key = await to_thread.run_sync(session_key, self.settings)
         self.db.start()
         _tune_garbage_collector()
         log.info(
@@ -94,19 +117,24 @@ def _redact(url: str) -> str:
 
 
 class LabdeckApp:
-    """The outermost ASGI callable: lifespan, then MLflow RPC or the web app by path."""
+    """The outermost ASGI callable: lifespan, then who is asking, then MLflow RPC or the
+    web app by path."""
 
     def __init__(self, platform: Platform, rpc: RpcRouter, web: Any):
         self.platform = platform
         self.rpc = rpc
         self.web = web
+        self._authenticated = AuthMiddleware(self._route, platform.auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http" and self.rpc.owns(scope["path"]):
-            await self.rpc(scope, receive, send)
-        elif kind == "lifespan":
+        if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        else:
+            await self._authenticated(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.rpc.owns(scope["path"]):
+            await self.rpc(scope, receive, send)
         else:
             await self.web(scope, receive, send)
 
@@ -127,16 +155,56 @@ class LabdeckApp:
                 return
 
 
+def _plain_field(request: Request, name: str) -> Any:
+    if name in request.path_params:
+        return request.path_params[name]
+    if name == "run_id":
+        return request.query_params.get("run_id") or request.query_params.get("run_uuid")
+    return request.query_params.get(name)
+
+
+def guarded(endpoint: Any, guard: Guard) -> Any:
+    """A plain Starlette endpoint behind the access rule it declares (MLflow error shape)."""
+    need = declared(endpoint)
+    if need is None:
+        raise ValueError(f"{endpoint.__name__} declares no access rule")
+
+    async def checked(request: Request) -> Response:
+        try:
+            await guard.check(need, request.scope, lambda name: _plain_field(request, name))
+        except LabdeckError as error:
+            headers = {k.decode(): v.decode() for k, v in error_headers(error)}
+            return Response(orjson.dumps(mlflow_body(error)), http_status(error), headers, media_type="application/json")
+        return await endpoint(request)
+
+    return checked
+
+
 def create_app(settings: Settings) -> LabdeckApp:
     platform = Platform.build(settings)
-    rpc = RpcRouter()
-    rpc.include(TrackingApi(platform.tracking, platform.artifacts))
+    guard = platform.guard
+
+    async def check_rpc(need: Any, request: Any) -> None:
+        await guard.check(need, request.scope, request.field)
+
+    rpc = RpcRouter(check_rpc)
+    rpc.include(TrackingApi(platform.tracking, platform.artifacts, guard))
     rpc.include(ArtifactsApi(platform.artifacts, platform.tracking))
-    rpc.include(RegistryApi(platform.registry))
+    rpc.include(RegistryApi(platform.registry, guard))
 
     @asynccontextmanager
     async def no_lifespan(_app: FastAPI) -> Any:
         yield  # LabdeckApp runs the lifespan; the inner app must not run its own
+
+    async def enforce(request: Request) -> None:
+        """Every /api/v1 route's declared rule, checked before it runs; none declared: refused."""
+        route = request.scope.get("route")
+        need = declared(getattr(route, "endpoint", None))
+        if need is None:
+            from labdeck.errors import PermissionDenied
+
+            raise PermissionDenied("This route declares no access rule, so it is refused.")
+        await guard.check(need, request.scope, lambda name: _plain_field(request, name))
 
     web = FastAPI(
         title="labdeck",
@@ -145,22 +213,27 @@ def create_app(settings: Settings) -> LabdeckApp:
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=no_lifespan,
+        dependencies=[Depends(enforce)],
     )
 
+    @needs(Public())
     async def health(_request: Request) -> PlainTextResponse:
         return PlainTextResponse("OK")
 
+    @needs(Public())
     async def version(_request: Request) -> PlainTextResponse:
         return PlainTextResponse(__version__)
 
-    web.add_route("/health", health, methods=["GET"], include_in_schema=False)
-    web.add_route("/version", version, methods=["GET"], include_in_schema=False)
     plain_routes = [
+        ("/health", health, ["GET"]),
+        ("/version", version, ["GET"]),
         *plain_artifact_routes(platform.artifacts, platform.tracking),
         *plain_registry_routes(platform.registry, platform.artifacts),
+        *auth_web_routes(platform.auth, settings.auth),
     ]
     for path, endpoint, methods in plain_routes:
-        web.add_route(path, endpoint, methods=methods, include_in_schema=False)
+        web.add_route(path, guarded(endpoint, guard), methods=methods, include_in_schema=False)
     v1.install_error_handlers(web)
     web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
+    web.include_router(auth_v1(platform.auth, guard), prefix=v1.PREFIX)
     return LabdeckApp(platform, rpc, web)

@@ -72,6 +72,55 @@ class ArtifactSettings(_Section):
     )
 
 
+class OidcSettings(_Section):
+    provider: Literal["generic", "google"] = Field(
+        "generic", description="google: issuer, scopes and the hosted-domain check are preset; give client id and secret."
+    )
+    issuer: str | None = Field(None, description="OpenID Connect issuer URL (its /.well-known/openid-configuration is read).")
+    client_id: str | None = Field(None, description="OAuth client id registered with the provider.")
+    client_secret: str | None = Field(
+        None, description="OAuth client secret (prefer the env LABDECK_AUTH__OIDC__CLIENT_SECRET); never logged."
+    )
+    scopes: list[str] = Field(["openid", "email", "profile"], description="Scopes asked for at login.")
+    username_claim: str = Field("email", description="ID-token claim that becomes the labdeck username.")
+    groups_claim: str = Field("groups", description="ID-token claim listing the user's groups (for allowed_groups).")
+    allowed_domains: list[str] = Field([], description="E-mail domains allowed to log in; empty allows any.")
+    allowed_users: list[str] = Field([], description="Usernames allowed to log in; empty allows any (with the other rules).")
+    allowed_groups: list[str] = Field([], description="Groups (from groups_claim) allowed to log in; empty allows any.")
+    hosted_domain: str | None = Field(None, description="Google: the Workspace domain (the 'hd' claim) users must belong to.")
+
+
+class AuthSettings(_Section):
+    mode: Literal["none", "password", "oidc"] = Field(
+        "none",
+        description=(
+            "none: single user, no login, loopback only; password: local accounts; "
+            "oidc: single sign-on with an OpenID Connect provider (local accounts still work for tokens)."
+        ),
+    )
+    session_secret: str | None = Field(
+        None,
+        description=(
+            "Key that signs session cookies (env LABDECK_AUTH__SESSION_SECRET). Empty: one is generated "
+            "into <data_dir>/session.key; set it when several replicas serve one platform."
+        ),
+    )
+    session_hours: float = Field(12, gt=0, le=24 * 30, description="How long a browser login lasts.")
+    admin_users: list[str] = Field([], description="Usernames that are admins (made so when they log in or are created).")
+    default_permission: Literal["NONE", "READ", "EDIT", "MANAGE"] = Field(
+        "READ", description="What users may do with resources nobody granted them (resources of private teams: NONE)."
+    )
+    team_permission: Literal["READ", "EDIT", "MANAGE"] = Field(
+        "EDIT", description="What members of a resource's owning team may do with it."
+    )
+    login_attempts: int = Field(10, ge=1, le=1000, description="Failed logins allowed per user and per address per window.")
+    login_window_minutes: int = Field(15, ge=1, le=1440, description="The window over which failed logins are counted.")
+    public_url: str | None = Field(
+        None, description="The URL users reach labdeck at (for OIDC redirects); empty: taken from each request."
+    )
+    oidc: OidcSettings = Field(default_factory=OidcSettings, description="Single sign-on.")
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written to the log.")
     format: Literal["text", "json"] = Field("text", description="text: key=value lines for people; json: one object per line.")
@@ -94,6 +143,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP server.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="The metadata database.")
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings, description="The artifact store.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Identity and permissions.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
 
     @field_validator("data_dir", mode="after")
@@ -146,7 +196,25 @@ def _walk(model: BaseModel, prefix: str, rows: list[tuple[str, Any, str]]) -> No
         if isinstance(value, BaseModel):
             _walk(value, f"{prefix}{name}.", rows)
         else:
-            rows.append((f"{prefix}{name}", value, field.description or ""))
+            rows.append((f"{prefix}{name}", _redacted(name, value), field.description or ""))
+
+
+def _redacted(name: str, value: Any) -> Any:
+    """Secrets are shown as set or not, never printed."""
+    if name.endswith("secret") and value:
+        return "(set, hidden)"
+    return value
+
+
+def redacted_dump(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-ready data, secrets hidden (what ``config show --json`` prints)."""
+
+    def walk(data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: walk(_redacted(k, v)) for k, v in data.items()}
+        return data
+
+    return walk(settings.model_dump(mode="json"))
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

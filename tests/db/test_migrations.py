@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
+import labdeck.auth.tables
 import labdeck.registry.tables
 import labdeck.tracking.tables  # noqa: F401  (registers every area's tables on the metadata)
 from labdeck.db import Database

@@ -104,7 +104,8 @@ def test_history_records_every_change_newest_first(server):
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
     stamps = [e["timestamp"] for e in events]
     assert stamps == sorted(stamps, reverse=True)
-    assert all(e["model"] == "churn" and "actor" not in e for e in events)  # no identity layer: no actor
+    local_user = server.app.platform.auth.local_principal().username  # single-user mode: the local user acts
+    assert all(e["model"] == "churn" and e["actor"] == local_user for e in events)
     # what the history replays to is what the registry holds
     model = mlflow(server, "GET", "/registered-models/get", params={"name": "churn"})["registered_model"]
     assert model["aliases"] == [{"alias": "champion", "version": "2"}]

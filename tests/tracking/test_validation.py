@@ -21,6 +21,7 @@ import pytest
 
 from tests.mlflow_errors import check_error_shape, every_response_checked, expect_error  # noqa: F401
 
+from labdeck.auth.needs import Public
 from labdeck.wire.mlflow_rpc import RpcRequest, RpcRouter, rpc
 
 BAD_CHARACTERS = (
@@ -991,14 +992,17 @@ def test_deeply_nested_values_are_bad_requests(api):
 
 
 class _BooleanProbe:
-    @rpc("GET", "/probe/flag")
+    @rpc("GET", "/probe/flag", needs=Public())
     async def flag(self, req: RpcRequest) -> dict:
         return {"flag": req.bool("flag", default=None)}
 
 
 def test_get_boolean_parameters():
     """No tracking GET endpoint has a boolean field yet: the router's own rule, through a probe."""
-    router = RpcRouter()
+    async def anyone(_need: object, _request: RpcRequest) -> None:
+        """The probe is public; access rules are tested elsewhere."""
+
+    router = RpcRouter(anyone)
     router.include(_BooleanProbe())
 
     async def get_all(values: list[str | None]) -> list[httpx.Response]:

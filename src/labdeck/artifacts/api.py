@@ -24,6 +24,7 @@ from labdeck.artifacts.uri import run_relative_root
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.tracking.service import TrackingService
 from labdeck.wire.errors import http_status, mlflow_body
+from labdeck.auth.needs import EDIT, READ, On, needs
 from labdeck.wire.mlflow_rpc import Raw, RpcRequest, rpc
 from labdeck.wire.types import Send
 
@@ -106,17 +107,17 @@ class ArtifactsApi:
         self.store = store
         self.tracking = tracking
 
-    @rpc("PUT", ARTIFACTS + "/{path:path}", stream=True)
+    @rpc("PUT", ARTIFACTS + "/{path:path}", stream=True, needs=On("artifact", EDIT, "path"))
     async def upload(self, req: RpcRequest) -> dict[str, Any]:
         await self.store.write(req.path_params["path"], request_chunks(req))
         return {}
 
-    @rpc("GET", ARTIFACTS + "/{path:path}")
+    @rpc("GET", ARTIFACTS + "/{path:path}", needs=On("artifact", READ, "path"))
     async def download(self, req: RpcRequest) -> Raw:
         path = req.path_params["path"]
         return FileResponse(path, await self.store.open(path))
 
-    @rpc("GET", ARTIFACTS)
+    @rpc("GET", ARTIFACTS, needs=On("artifact", READ, "path"))
     async def list(self, req: RpcRequest) -> dict[str, Any]:
         files = await self.store.list(req.str("path", default="") or "")
         if not files:
@@ -128,12 +129,12 @@ class ArtifactsApi:
             ]
         }
 
-    @rpc("DELETE", ARTIFACTS + "/{path:path}")
+    @rpc("DELETE", ARTIFACTS + "/{path:path}", needs=On("artifact", EDIT, "path"))
     async def delete(self, req: RpcRequest) -> dict[str, Any]:
         await self.store.delete(req.path_params["path"])
         return {}
 
-    @rpc("POST", "/mlflow-artifacts/mpu/create/{path:path}")
+    @rpc("POST", "/mlflow-artifacts/mpu/create/{path:path}", needs=On("artifact", EDIT, "path"))
     async def create_multipart(self, req: RpcRequest) -> dict[str, Any]:
         path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         num_parts = req.int("num_parts", required=True)
@@ -148,19 +149,19 @@ class ArtifactsApi:
             ],
         }
 
-    @rpc("POST", "/mlflow-artifacts/mpu/complete/{path:path}")
+    @rpc("POST", "/mlflow-artifacts/mpu/complete/{path:path}", needs=On("artifact", EDIT, "path"))
     async def complete_multipart(self, req: RpcRequest) -> dict[str, Any]:
         path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         await self.store.complete_multipart(path, req.str("upload_id", required=True), _parts(req.obj_list("parts")))
         return {}
 
-    @rpc("POST", "/mlflow-artifacts/mpu/abort/{path:path}")
+    @rpc("POST", "/mlflow-artifacts/mpu/abort/{path:path}", needs=On("artifact", EDIT, "path"))
     async def abort_multipart(self, req: RpcRequest) -> dict[str, Any]:
         path = join(safe_path(req.path_params["path"]), _upload_file_name(req.str("path", required=True)))
         await self.store.abort_multipart(path, req.str("upload_id", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/upload-artifact", stream=True)
+    @rpc("POST", "/mlflow/upload-artifact", stream=True, needs=On("run", EDIT, "run_uuid"))
     async def upload_run_artifact(self, req: RpcRequest) -> dict[str, Any]:
         """The UI's small upload into a run's artifacts (``?run_uuid=&path=``, raw body)."""
         run_id = req.str("run_uuid") or req.str("run_id")
@@ -175,7 +176,7 @@ class ArtifactsApi:
             raise InvalidParameter("Request must specify data.")
         return {}
 
-    @rpc("GET", "/mlflow-artifacts/presigned/{path:path}")
+    @rpc("GET", "/mlflow-artifacts/presigned/{path:path}", needs=On("artifact", READ, "path"))
     async def presigned(self, req: RpcRequest) -> dict[str, Any]:
         url, headers, size = await self.store.presigned_download(req.path_params["path"], PRESIGNED_EXPIRY_SECONDS)
         return {"url": url, "headers": [{"key": k, "value": v} for k, v in headers.items()], "file_size": size}
@@ -196,6 +197,7 @@ async def file_under(store: ArtifactStore, request: Request, root: Callable[[], 
 def plain_artifact_routes(store: ArtifactStore, tracking: TrackingService) -> list[tuple[str, Any, list[str]]]:
     """``GET /get-artifact?run_id=&path=``: a run's file, as MLflow's UI fetches it."""
 
+    @needs(On("run", READ, "run_id"))
     async def get_artifact(request: Request) -> Response:
         async def run_root() -> str:
             run_id = request.query_params.get("run_id") or request.query_params.get("run_uuid")

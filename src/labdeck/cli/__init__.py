@@ -6,6 +6,7 @@ import click
 
 from labdeck import __version__
 from labdeck.cli.config_cmd import config
+from labdeck.cli.identity_cmd import grant, login, revoke, teams, tokens, users
 from labdeck.cli.models_cmd import models
 from labdeck.cli.server_cmd import server, up
 
@@ -20,6 +21,8 @@ cli.add_command(up)
 cli.add_command(server)
 cli.add_command(config)
 cli.add_command(models)
+for command in (users, teams, tokens, grant, revoke, login):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
 """How client-side commands reach a labdeck server: ``--url`` / ``LABDECK_URL`` (default
-http://127.0.0.1:8080) and ``--token`` / ``LABDECK_TOKEN``, shared by every such command."""
+http://127.0.0.1:8080) and ``--token`` / ``LABDECK_TOKEN``, shared by every such command;
+without a token, the one ``labdeck login`` kept for that server is used."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,11 +23,37 @@ def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def credentials_file() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "labdeck" / "credentials.json"
+
+
+def saved_token(url: str) -> str | None:
+    try:
+        return json.loads(credentials_file().read_text()).get(url.rstrip("/"))
+    except (OSError, ValueError):
+        return None
+
+
+def save_token(url: str, token: str) -> Path:
+    path = credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved[url.rstrip("/")] = token
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(saved, f, indent=2)
+    return path
+
+
 class ServerClient:
-    def __init__(self, url: str, token: str | None):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def __init__(self, url: str, token: str | None, *, basic: tuple[str, str] | None = None):
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        token = token or (None if basic else saved_token(self.url))
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, auth=basic, timeout=60)
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

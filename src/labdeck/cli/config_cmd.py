@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from labdeck.cli.options import load_settings, settings_options
+from labdeck.config import redacted_dump
 
 
 @click.group()
@@ -22,7 +23,7 @@ def show(as_json: bool, **flags: Any) -> None:
     """Print the effective settings (flag > LABDECK_* env > --config file > default)."""
     settings = load_settings(**flags)
     if as_json:
-        click.echo(settings.model_dump_json(indent=2))
+        click.echo(json.dumps(redacted_dump(settings), indent=2))
         return
     for name, value, description in settings.described():
         click.echo(f"{name} = {_shown(value)}")

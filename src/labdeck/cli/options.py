@@ -22,6 +22,12 @@ def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the data folder]."),
         click.option("--artifacts-uri", help="Folder or s3://bucket/prefix for artifacts [default: <data-dir>/artifacts]."),
         click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
+        click.option(
+            "--auth",
+            "auth_mode",
+            type=click.Choice(["none", "password", "oidc"]),
+            help="none: single user, loopback only [default]; password: local accounts; oidc: single sign-on.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -36,6 +42,7 @@ def load_settings(
     database_url: str | None = None,
     artifacts_uri: str | None = None,
     log_level: str | None = None,
+    auth_mode: str | None = None,
 ) -> Settings:
     try:
         return Settings.load(
@@ -45,6 +52,7 @@ def load_settings(
             database={"url": database_url},
             artifacts={"uri": artifacts_uri},
             logging={"level": log_level},
+            auth={"mode": auth_mode},
         )
     except (ValidationError, FileNotFoundError) as exc:
         raise click.UsageError(f"invalid settings: {exc}") from None

@@ -35,7 +35,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def refuse_open_single_user(settings: Settings) -> None:
+    """Without sign-in anyone who reaches the port is the owner: only loopback is allowed."""
+    host = settings.server.host
+    if settings.auth.mode == "none" and not host.startswith(LOOPBACK):
+        raise click.UsageError(
+            f"labdeck runs without sign-in (auth mode 'none'), so it only listens on loopback, not on {host}. "
+            "Turn sign-in on to serve a team: --auth password (and create the first admin with "
+            "`labdeck users create NAME --admin --direct`), or --auth oidc with your provider's settings."
+        )
+
+
 def run(settings: Settings, banner: bool) -> None:
+    refuse_open_single_user(settings)
     configure(settings.logging)
     sock = bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]

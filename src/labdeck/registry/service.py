@@ -138,10 +138,21 @@ class RegistryService:
         await self.store.delete_model(model_name(name))
 
     async def search_models(
-        self, filter_string: str | None, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        filter_string: str | None,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[RegisteredModel]:
+        """``only`` / ``hidden`` (model keys) keep the result to what the caller may see."""
         _max_results(max_results, MAX_MODEL_SEARCH_RESULTS)
-        return await self.store.search_models(filter_string, max_results, order_by, page_token)
+        return await self.store.search_models(filter_string, max_results, order_by, page_token, only=only, hidden=hidden)
+
+    async def model_key(self, name: Any) -> int:
+        return await self.store.model_key(model_name(name))
 
     async def latest_versions(self, name: Any, stages: list[str]) -> list[ModelVersion]:
         wanted = [stage(s) for s in stages] if stages else None
@@ -281,10 +292,19 @@ class RegistryService:
         return found.storage_location or found.source
 
     async def search_versions(
-        self, filter_string: str | None, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        filter_string: str | None,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[ModelVersion]:
         _max_results(max_results, MAX_VERSION_SEARCH_RESULTS)
-        return await self.store.search_versions(filter_string, max_results, order_by or DEFAULT_VERSION_ORDER, page_token)
+        return await self.store.search_versions(
+            filter_string, max_results, order_by or DEFAULT_VERSION_ORDER, page_token, only=only, hidden=hidden
+        )
 
     async def set_version_tag(self, name: Any, version: Any, key: Any, value: Any) -> None:
         name, number = model_name(name), version_number(version)

@@ -37,6 +37,7 @@ from labdeck.registry.entities import (
 from labdeck.registry.search import MODEL_SPEC, VERSION_SPEC, model_query, version_query
 from labdeck.search import grammar
 from labdeck.search.paging import make_token, read_token
+from labdeck.search.sql import visible_only
 from labdeck.tracking.entities import Page
 
 
@@ -120,22 +121,39 @@ class SqlRegistryStore:
         await self.db.write(work)
 
     async def search_models(
-        self, filter_string: str | None, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        filter_string: str | None,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[RegisteredModel]:
         clauses = grammar.check(grammar.parse_filter(filter_string), MODEL_SPEC)
         orders = grammar.parse_order_by(order_by, MODEL_SPEC)
         query_key = ["registered-models", filter_string, order_by]
         offset = read_token(page_token, query_key)
+        variant, visible, visible_params = visible_only(t.registered_models.c.model_pk, only, hidden)
+        restriction = [] if visible is None else [visible]
 
         def work(conn: Connection) -> Page[RegisteredModel]:
-            query = prepared(conn, ("search-models", filter_string, *order_by), lambda c: paged(model_query(c, clauses, orders)))
-            ids = [r[0] for r in conn.execute(query, {"limit": max_results + 1, "offset": offset})]
+            query = prepared(
+                conn,
+                ("search-models", variant, filter_string, *order_by),
+                lambda c: paged(model_query(c, clauses, orders).where(*restriction)),
+            )
+            ids = [r[0] for r in conn.execute(query, {"limit": max_results + 1, "offset": offset, **visible_params})]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             ids = ids[:max_results]
             models = _models(conn, ids)
             return Page([models[i] for i in ids], token)
 
         return await self.db.read(work)
+
+    async def model_key(self, name: str) -> int:
+        """The model's stable key (names change on rename; this does not)."""
+        return await self.db.read(lambda conn: _model_pk(conn, name))
 
     async def latest_versions(self, name: str, stages: list[Stage] | None) -> list[ModelVersion]:
         def work(conn: Connection) -> list[ModelVersion]:
@@ -349,16 +367,30 @@ class SqlRegistryStore:
         await self.db.write(work)
 
     async def search_versions(
-        self, filter_string: str | None, max_results: int, order_by: list[str], page_token: str | None
+        self,
+        filter_string: str | None,
+        max_results: int,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[ModelVersion]:
         clauses = grammar.check(grammar.parse_filter(filter_string), VERSION_SPEC)
         orders = grammar.parse_order_by(order_by, VERSION_SPEC)
         query_key = ["model-versions", filter_string, order_by]
         offset = read_token(page_token, query_key)
+        variant, visible, visible_params = visible_only(t.model_versions.c.model_pk, only, hidden)
+        restriction = [] if visible is None else [visible]
 
         def work(conn: Connection) -> Page[ModelVersion]:
-            query = prepared(conn, ("search-versions", filter_string, *order_by), lambda c: paged(version_query(c, clauses, orders)))
-            keys = [(r[0], r[1]) for r in conn.execute(query, {"limit": max_results + 1, "offset": offset})]
+            query = prepared(
+                conn,
+                ("search-versions", variant, filter_string, *order_by),
+                lambda c: paged(version_query(c, clauses, orders).where(*restriction)),
+            )
+            page = {"limit": max_results + 1, "offset": offset, **visible_params}
+            keys = [(r[0], r[1]) for r in conn.execute(query, page)]
             token = make_token(offset + max_results, query_key) if len(keys) > max_results else None
             keys = keys[:max_results]
             versions = _versions(conn, keys)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from labdeck.auth.needs import READ, On, needs
 from labdeck.registry import wire
 from labdeck.registry.service import MAX_HISTORY_EVENTS, RegistryService
 
@@ -15,6 +16,7 @@ def router(service: RegistryService) -> APIRouter:
     routes = APIRouter(tags=["models"])
 
     @routes.get("/models/{name}/history", summary="Alias moves, stage changes and versions of a model, newest first")
+    @needs(On("model", READ, "name"))
     async def model_history(
         name: str,
         limit: int = Query(100, ge=1, le=MAX_HISTORY_EVENTS, description="Most events to return."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, not_, select
+from sqlalchemy import Connection, Table, bindparam, exists, not_, select
 from sqlalchemy.sql import ColumnElement
 
 from labdeck.db.sql import compare, like
@@ -59,3 +59,14 @@ def join_tag(conn: Connection, query: Any, table: Table, link: str, owner: Colum
     if clause.op != "IS NOT NULL":
         on = on & string_condition(conn, alias.c.value, clause)
     return query.join(alias, on)
+
+
+def visible_only(column: ColumnElement, only: Any, hidden: Any) -> tuple[str, ColumnElement | None, dict[str, Any]]:
+    """The condition that keeps a search to what the caller may see: ``only`` these ids,
+    or all but ``hidden`` (both None: no condition). Returns a name for the variant (part
+    of a cached statement's key), the condition, and its parameters."""
+    if only is not None:
+        return "only", column.in_(bindparam("visible_only", expanding=True)), {"visible_only": sorted(only)}
+    if hidden:
+        return "hidden", column.notin_(bindparam("visible_hidden", expanding=True)), {"visible_hidden": sorted(hidden)}
+    return "all", None, {}

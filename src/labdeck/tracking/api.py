@@ -13,6 +13,8 @@ from labdeck.tracking import validation as v
 from labdeck.tracking import wire
 from labdeck.tracking.entities import LoggedModelStatus
 from labdeck.tracking.service import TrackingService
+from labdeck.auth.guard import Guard, principal_of
+from labdeck.auth.needs import EDIT, MANAGE, READ, On, SignedIn
 from labdeck.wire.mlflow_rpc import RpcRequest, rpc
 
 VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
@@ -42,42 +44,53 @@ def _pairs(raw: list[dict[str, Any]], what: str) -> dict[str, str]:
 
 
 class TrackingApi:
-    def __init__(self, service: TrackingService, artifacts: ArtifactStore):
+    def __init__(self, service: TrackingService, artifacts: ArtifactStore, guard: Guard):
         self.service = service
         self.artifacts = artifacts
+        self.guard = guard
+
+    async def _readable(self, req: RpcRequest, experiment_ids: list[str]) -> list[str]:
+        """The experiments of ``experiment_ids`` the caller may read (searches skip the rest)."""
+        visible = await self.guard.auth.visibility(principal_of(req.scope), "experiment")
+        return [e for e in experiment_ids if visible.allows(str(v.experiment_id(e)))]
 
     # ------------------------------------------------------------------ experiments
 
-    @rpc("POST", "/mlflow/experiments/create")
+    @rpc("POST", "/mlflow/experiments/create", needs=SignedIn(write=True))
     async def create_experiment(self, req: RpcRequest) -> dict[str, Any]:
         experiment_id = await self.service.create_experiment(
             req.str("name", required=True), req.str("artifact_location"), req.obj_list("tags")
         )
+        await self.guard.auth.record_owner(principal_of(req.scope), "experiment", experiment_id)
         return {"experiment_id": experiment_id}
 
-    @rpc("GET", "/mlflow/experiments/get")
+    @rpc("GET", "/mlflow/experiments/get", needs=On("experiment", READ, "experiment_id"))
     async def get_experiment(self, req: RpcRequest) -> dict[str, Any]:
         experiment = await self.service.get_experiment(req.str("experiment_id", required=True))
         return {"experiment": wire.experiment(experiment)}
 
-    @rpc("GET", "/mlflow/experiments/get-by-name")
+    @rpc("GET", "/mlflow/experiments/get-by-name", needs=SignedIn())
     async def get_experiment_by_name(self, req: RpcRequest) -> dict[str, Any]:
         experiment = await self.service.get_experiment_by_name(req.str("experiment_name", required=True))
+        await self.guard.check(On("experiment", READ, "id"), req.scope, lambda _: experiment.experiment_id)
         return {"experiment": wire.experiment(experiment)}
 
-    @rpc("POST", "/mlflow/experiments/search")
-    @rpc("GET", "/mlflow/experiments/search")
+    @rpc("POST", "/mlflow/experiments/search", needs=SignedIn())
+    @rpc("GET", "/mlflow/experiments/search", needs=SignedIn())
     async def search_experiments(self, req: RpcRequest) -> dict[str, Any]:
+        visible = await self.guard.auth.visibility(principal_of(req.scope), "experiment")
         page = await self.service.search_experiments(
             req.enum("view_type", VIEW_TYPES, default="ACTIVE_ONLY"),
             req.int("max_results"),
             req.str("filter"),
             req.str_list("order_by"),
             req.str("page_token"),
+            only=_ints(visible.only),
+            hidden=_ints(visible.hidden),
         )
         return _page("experiments", [wire.experiment(e) for e in page.items], page.next_page_token)
 
-    @rpc("POST", "/mlflow/experiments/update")
+    @rpc("POST", "/mlflow/experiments/update", needs=On("experiment", EDIT, "experiment_id"))
     async def update_experiment(self, req: RpcRequest) -> dict[str, Any]:
         experiment_id = req.str("experiment_id", required=True)
         if req.has("new_name"):
@@ -86,103 +99,106 @@ class TrackingApi:
             await self.service.get_experiment(experiment_id)
         return {}
 
-    @rpc("POST", "/mlflow/experiments/delete")
+    @rpc("POST", "/mlflow/experiments/delete", needs=On("experiment", MANAGE, "experiment_id"))
     async def delete_experiment(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.delete_experiment(req.str("experiment_id", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/experiments/restore")
+    @rpc("POST", "/mlflow/experiments/restore", needs=On("experiment", MANAGE, "experiment_id"))
     async def restore_experiment(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.restore_experiment(req.str("experiment_id", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/experiments/set-experiment-tag")
+    @rpc("POST", "/mlflow/experiments/set-experiment-tag", needs=On("experiment", EDIT, "experiment_id"))
     async def set_experiment_tag(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.set_experiment_tag(
             req.str("experiment_id", required=True), req.str("key", required=True), req.str("value", default="")
         )
         return {}
 
-    @rpc("POST", "/mlflow/experiments/delete-experiment-tag")
+    @rpc("POST", "/mlflow/experiments/delete-experiment-tag", needs=On("experiment", EDIT, "experiment_id"))
     async def delete_experiment_tag(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.delete_experiment_tag(req.str("experiment_id", required=True), req.str("key", required=True))
         return {}
 
     # ------------------------------------------------------------------ runs
 
-    @rpc("POST", "/mlflow/runs/create")
+    @rpc("POST", "/mlflow/runs/create", needs=On("experiment", EDIT, "experiment_id"))
     async def create_run(self, req: RpcRequest) -> dict[str, Any]:
+        principal = principal_of(req.scope)
+        # With sign-in on, a run belongs to whoever is signed in, whatever the client claims.
+        user_id = principal.username if principal.user_id is not None else req.str("user_id")
         run = await self.service.create_run(
-            req.str("experiment_id"), req.str("user_id"), req.str("run_name"), req.int("start_time"), req.obj_list("tags")
+            req.str("experiment_id"), user_id, req.str("run_name"), req.int("start_time"), req.obj_list("tags")
         )
         return {"run": wire.run(run)}
 
-    @rpc("GET", "/mlflow/runs/get")
+    @rpc("GET", "/mlflow/runs/get", needs=On("run", READ))
     async def get_run(self, req: RpcRequest) -> dict[str, Any]:
         return {"run": wire.run(await self.service.get_run(req.run_id()))}
 
-    @rpc("POST", "/mlflow/runs/update")
+    @rpc("POST", "/mlflow/runs/update", needs=On("run", EDIT))
     async def update_run(self, req: RpcRequest) -> dict[str, Any]:
         info = await self.service.update_run(
             req.run_id(), req.enum("status", RUN_STATUSES), req.int("end_time"), req.str("run_name")
         )
         return {"run_info": wire.run_info(info)}
 
-    @rpc("POST", "/mlflow/runs/delete")
+    @rpc("POST", "/mlflow/runs/delete", needs=On("run", MANAGE))
     async def delete_run(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.delete_run(req.run_id())
         return {}
 
-    @rpc("POST", "/mlflow/runs/restore")
+    @rpc("POST", "/mlflow/runs/restore", needs=On("run", MANAGE))
     async def restore_run(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.restore_run(req.run_id())
         return {}
 
-    @rpc("POST", "/mlflow/runs/log-metric")
+    @rpc("POST", "/mlflow/runs/log-metric", needs=On("run", EDIT))
     async def log_metric(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_metric(req.run_id(), req.fields)
         return {}
 
-    @rpc("POST", "/mlflow/runs/log-parameter")
+    @rpc("POST", "/mlflow/runs/log-parameter", needs=On("run", EDIT))
     async def log_parameter(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_param(req.run_id(), req.str("key", required=True), req.str("value", default=""))
         return {}
 
-    @rpc("POST", "/mlflow/runs/log-batch")
+    @rpc("POST", "/mlflow/runs/log-batch", needs=On("run", EDIT))
     async def log_batch(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_batch(req.run_id(), req.obj_list("metrics"), req.obj_list("params"), req.obj_list("tags"))
         return {}
 
-    @rpc("POST", "/mlflow/runs/log-model")
+    @rpc("POST", "/mlflow/runs/log-model", needs=On("run", EDIT))
     async def log_model(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_model(req.run_id(), req.str("model_json", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/runs/log-inputs")
+    @rpc("POST", "/mlflow/runs/log-inputs", needs=On("run", EDIT))
     async def log_inputs(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_inputs(req.run_id(), req.obj_list("datasets"), req.obj_list("models"))
         return {}
 
-    @rpc("POST", "/mlflow/runs/outputs", version=3)
-    @rpc("POST", "/mlflow/runs/outputs")
+    @rpc("POST", "/mlflow/runs/outputs", version=3, needs=On("run", EDIT))
+    @rpc("POST", "/mlflow/runs/outputs", needs=On("run", EDIT))
     async def log_outputs(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.log_outputs(req.run_id(), req.obj_list("models"))
         return {}
 
-    @rpc("POST", "/mlflow/runs/set-tag")
+    @rpc("POST", "/mlflow/runs/set-tag", needs=On("run", EDIT))
     async def set_tag(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.set_tag(req.run_id(), req.str("key", required=True), req.str("value", default=""))
         return {}
 
-    @rpc("POST", "/mlflow/runs/delete-tag")
+    @rpc("POST", "/mlflow/runs/delete-tag", needs=On("run", EDIT))
     async def delete_tag(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.delete_tag(req.run_id(), req.str("key", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/runs/search")
+    @rpc("POST", "/mlflow/runs/search", needs=SignedIn())
     async def search_runs(self, req: RpcRequest) -> dict[str, Any]:
         page = await self.service.search_runs(
-            req.str_list("experiment_ids"),
+            await self._readable(req, req.str_list("experiment_ids")),
             req.str("filter"),
             req.enum("run_view_type", VIEW_TYPES, default="ACTIVE_ONLY"),
             req.int("max_results", default=DEFAULT_RUN_SEARCH_RESULTS),
@@ -191,9 +207,11 @@ class TrackingApi:
         )
         return _page("runs", [wire.run(r) for r in page.items], page.next_page_token)
 
-    @rpc("POST", "/mlflow/experiments/search-datasets")
+    @rpc("POST", "/mlflow/experiments/search-datasets", needs=SignedIn())
     async def search_datasets(self, req: RpcRequest) -> dict[str, Any]:
-        summaries = await self.service.search_datasets(req.str_list("experiment_ids"))
+        requested = req.str_list("experiment_ids")
+        readable = await self._readable(req, requested)
+        summaries = await self.service.search_datasets(readable) if readable or not requested else []
         return _page(
             "dataset_summaries",
             [
@@ -205,14 +223,14 @@ class TrackingApi:
 
     # ------------------------------------------------------------------ metrics
 
-    @rpc("GET", "/mlflow/metrics/get-history")
+    @rpc("GET", "/mlflow/metrics/get-history", needs=On("run", READ))
     async def get_metric_history(self, req: RpcRequest) -> dict[str, Any]:
         page = await self.service.get_metric_history(
             req.run_id(), req.str("metric_key", required=True), req.int("max_results"), req.str("page_token")
         )
         return _page("metrics", wire.history(page.items), page.next_page_token)
 
-    @rpc("GET", "/mlflow/metrics/get-history-bulk-interval")
+    @rpc("GET", "/mlflow/metrics/get-history-bulk-interval", needs=On("runs", READ, "run_ids"))
     async def get_metric_history_bulk_interval(self, req: RpcRequest) -> dict[str, Any]:
         points = await self.service.get_metric_history_bulk_interval(
             req.str_list("run_ids"),
@@ -223,7 +241,7 @@ class TrackingApi:
         )
         return _page("metrics", [wire.metric(m, with_run_id=True) for m in points], None)
 
-    @rpc("GET", "/mlflow/metrics/get-history-bulk")
+    @rpc("GET", "/mlflow/metrics/get-history-bulk", needs=On("runs", READ, "run_id"))
     async def get_metric_history_bulk(self, req: RpcRequest) -> dict[str, Any]:
         """The UI's older bulk call: whole histories of up to 100 runs, 25,000 points in all."""
         run_ids = req.str_list("run_id")
@@ -242,7 +260,7 @@ class TrackingApi:
 
     # ------------------------------------------------------------------ artifacts of runs
 
-    @rpc("GET", "/mlflow/artifacts/list")
+    @rpc("GET", "/mlflow/artifacts/list", needs=On("run", READ))
     async def list_artifacts(self, req: RpcRequest) -> dict[str, Any]:
         run = await self.service.get_run(req.run_id())
         path = req.str("path", default="") or ""
@@ -254,11 +272,13 @@ class TrackingApi:
             out["files"] = [_file_info(f.path[prefix:], f.is_dir, f.file_size) for f in files]
         return out
 
-    @rpc("POST", "/mlflow/artifacts/presigned-upload-url")
+    @rpc("POST", "/mlflow/artifacts/presigned-upload-url", needs=SignedIn(write=True))
     async def presigned_upload_url(self, req: RpcRequest) -> dict[str, Any]:
         run_id, model_id = req.str("run_id"), req.str("model_id")
         if bool(run_id) == bool(model_id):
             raise InvalidParameter("Exactly one of run_id and model_id must be provided.")
+        need = On("run", EDIT) if run_id else On("logged_model", EDIT, "model_id")
+        await self.guard.check(need, req.scope, req.field)
         if run_id:
             root_uri = (await self.service.get_run(run_id)).info.artifact_uri
         else:
@@ -267,7 +287,7 @@ class TrackingApi:
         url, headers = await self.artifacts.presigned_upload(path, _expiration(req))
         return {"presigned_url": url, **({"headers": _pairs_out(headers)} if headers else {})}
 
-    @rpc("POST", "/mlflow/artifacts/presigned-download-url")
+    @rpc("POST", "/mlflow/artifacts/presigned-download-url", needs=On("run", READ))
     async def presigned_download_url(self, req: RpcRequest) -> dict[str, Any]:
         run = await self.service.get_run(req.run_id())
         path = _join(run_relative_root(run.info.artifact_uri, self.artifacts), safe_path(req.str("path", required=True), allow_root=False))
@@ -276,7 +296,7 @@ class TrackingApi:
 
     # ------------------------------------------------------------------ logged models
 
-    @rpc("POST", "/mlflow/logged-models")
+    @rpc("POST", "/mlflow/logged-models", needs=On("experiment", EDIT, "experiment_id"))
     async def create_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         model = await self.service.models.create(
             v.experiment_id(req.str("experiment_id", required=True)),
@@ -285,15 +305,17 @@ class TrackingApi:
             req.str("source_run_id"),
             _pairs(req.obj_list("params"), "params"),
             _pairs(req.obj_list("tags"), "tags"),
-            None,
+            None,  # MLflow's creator_id is a numeric id its own auth plugin assigns; labdeck keeps owners elsewhere
         )
         return {"model": wire.logged_model(model)}
 
-    @rpc("POST", "/mlflow/logged-models/search")
+    @rpc("POST", "/mlflow/logged-models/search", needs=SignedIn())
     async def search_logged_models(self, req: RpcRequest) -> dict[str, Any]:
-        experiment_ids = [v.experiment_id(e) for e in req.str_list("experiment_ids")]
-        if not experiment_ids:
+        requested = req.str_list("experiment_ids")
+        if not requested:
             raise InvalidParameter("Missing value for required parameter 'experiment_ids'.")
+        experiment_ids = [v.experiment_id(e) for e in requested]
+        experiment_ids = [int(e) for e in await self._readable(req, [str(e) for e in experiment_ids])]
         datasets = []
         for i, d in enumerate(req.obj_list("datasets")):
             name = d.get("dataset_name")
@@ -327,11 +349,11 @@ class TrackingApi:
         )
         return _page("models", [wire.logged_model(m) for m in page.items], page.next_page_token)
 
-    @rpc("GET", "/mlflow/logged-models/{model_id}")
+    @rpc("GET", "/mlflow/logged-models/{model_id}", needs=On("logged_model", READ, "model_id"))
     async def get_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         return {"model": wire.logged_model(await self.service.models.get(req.path_params["model_id"]))}
 
-    @rpc("PATCH", "/mlflow/logged-models/{model_id}")
+    @rpc("PATCH", "/mlflow/logged-models/{model_id}", needs=On("logged_model", EDIT, "model_id"))
     async def finalize_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         status = req.enum("status", LOGGED_MODEL_STATUSES, required=True)
         if status == LoggedModelStatus.PENDING:
@@ -339,27 +361,27 @@ class TrackingApi:
         model = await self.service.models.finalize(req.path_params["model_id"], status)
         return {"model": wire.logged_model(model)}
 
-    @rpc("DELETE", "/mlflow/logged-models/{model_id}")
+    @rpc("DELETE", "/mlflow/logged-models/{model_id}", needs=On("logged_model", EDIT, "model_id"))
     async def delete_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.models.delete(req.path_params["model_id"])
         return {}
 
-    @rpc("PATCH", "/mlflow/logged-models/{model_id}/tags")
+    @rpc("PATCH", "/mlflow/logged-models/{model_id}/tags", needs=On("logged_model", EDIT, "model_id"))
     async def set_logged_model_tags(self, req: RpcRequest) -> dict[str, Any]:
         model = await self.service.models.set_tags(req.path_params["model_id"], _pairs(req.obj_list("tags"), "tags"))
         return {"model": wire.logged_model(model)}
 
-    @rpc("DELETE", "/mlflow/logged-models/{model_id}/tags/{tag_key}")
+    @rpc("DELETE", "/mlflow/logged-models/{model_id}/tags/{tag_key}", needs=On("logged_model", EDIT, "model_id"))
     async def delete_logged_model_tag(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.models.delete_tag(req.path_params["model_id"], req.path_params["tag_key"])
         return {}
 
-    @rpc("POST", "/mlflow/logged-models/{model_id}/params")
+    @rpc("POST", "/mlflow/logged-models/{model_id}/params", needs=On("logged_model", EDIT, "model_id"))
     async def log_logged_model_params(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.models.log_params(req.path_params["model_id"], _pairs(req.obj_list("params"), "params"))
         return {}
 
-    @rpc("GET", "/mlflow/logged-models/{model_id}/artifacts/directories")
+    @rpc("GET", "/mlflow/logged-models/{model_id}/artifacts/directories", needs=On("logged_model", READ, "model_id"))
     async def list_logged_model_artifacts(self, req: RpcRequest) -> dict[str, Any]:
         model = await self.service.models.get(req.path_params["model_id"])
         root = run_relative_root(model.artifact_location, self.artifacts)
@@ -373,7 +395,7 @@ class TrackingApi:
 
     # ------------------------------------------------------------------ server info
 
-    @rpc("GET", "/mlflow/server-info", version=3)
+    @rpc("GET", "/mlflow/server-info", version=3, needs=SignedIn())
     async def server_info(self, req: RpcRequest) -> dict[str, Any]:
         return {
             "store_type": "SqlStore",
@@ -396,6 +418,10 @@ def _expiration(req: RpcRequest) -> int:
 
 def _pairs_out(items: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in items.items()]
+
+
+def _ints(ids: frozenset[str] | None) -> frozenset[int] | None:
+    return None if ids is None else frozenset(int(i) for i in ids)
 
 
 def _join(root: str, path: str) -> str:

@@ -50,10 +50,21 @@ class TrackingService:
         return experiment
 
     async def search_experiments(
-        self, view_type: str, max_results: Any, filter_string: str | None, order_by: list[str], page_token: str | None
+        self,
+        view_type: str,
+        max_results: Any,
+        filter_string: str | None,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[Experiment]:
+        """``only`` / ``hidden`` restrict the result to what the caller may see."""
         limit = v.max_results(max_results, v.MAX_SEARCH_RESULTS)
-        return await self.store.search_experiments(ViewType(view_type), limit, filter_string, order_by, page_token)
+        return await self.store.search_experiments(
+            ViewType(view_type), limit, filter_string, order_by, page_token, only=only, hidden=hidden
+        )
 
     async def rename_experiment(self, experiment_id: Any, new_name: Any) -> None:
         if new_name is None or new_name == "":

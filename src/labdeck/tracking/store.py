@@ -33,6 +33,7 @@ from labdeck.db.sql import driver_statement, in_chunks, insert, insert_ignore, p
 from labdeck.errors import AlreadyExists, InvalidParameter, NotFound
 from labdeck.search import grammar
 from labdeck.search.paging import make_token, read_token
+from labdeck.search.sql import visible_only
 from labdeck.tracking import tables as t
 from labdeck.tracking.entities import (
     Dataset,
@@ -115,16 +116,29 @@ class SqlTrackingStore:
         return await self.db.read(work)
 
     async def search_experiments(
-        self, view_type: ViewType, max_results: int, filter_string: str | None, order_by: list[str], page_token: str | None
+        self,
+        view_type: ViewType,
+        max_results: int,
+        filter_string: str | None,
+        order_by: list[str],
+        page_token: str | None,
+        *,
+        only: frozenset[int] | None = None,
+        hidden: frozenset[int] | None = None,
     ) -> Page[Experiment]:
+        """``only`` / ``hidden`` keep the result to the experiments the caller may see."""
         clauses = grammar.check(grammar.parse_filter(filter_string), EXPERIMENT_SPEC)
         orders = grammar.parse_order_by(order_by, EXPERIMENT_SPEC)
         query_key = ["experiments", view_type, filter_string, order_by]
         offset = read_token(page_token, query_key)
 
+        variant, visible, visible_params = visible_only(t.experiments.c.experiment_id, only, hidden)
+
         def query(conn: Connection) -> Any:
             e = t.experiments
             q = select(e.c.experiment_id).where(e.c.lifecycle_stage.in_(view_type.stages()))
+            if visible is not None:
+                q = q.where(visible)
             for clause in clauses:
                 q = q.where(_experiment_condition(conn, clause))
             # MLflow's order: newest first by default; after explicit keys, experiment_id DESC.
@@ -136,8 +150,9 @@ class SqlTrackingStore:
             return paged(q.order_by(*order_cols))
 
         def work(conn: Connection) -> Page[Experiment]:
-            statement = prepared(conn, ("search-experiments", view_type, filter_string, *order_by), query)
-            ids = [r[0] for r in conn.execute(statement, {"limit": max_results + 1, "offset": offset})]
+            statement = prepared(conn, ("search-experiments", variant, view_type, filter_string, *order_by), query)
+            page = {"limit": max_results + 1, "offset": offset, **visible_params}
+            ids = [r[0] for r in conn.execute(statement, page)]
             token = make_token(offset + max_results, query_key) if len(ids) > max_results else None
             ids = ids[:max_results]
             experiments = _experiments(conn, ids)

@@ -46,3 +46,11 @@ def mlflow_body(error: LabdeckError) -> dict[str, Any]:
 
 def labdeck_body(error: LabdeckError) -> dict[str, Any]:
     return {"error_code": error.code, "message": error.message, "details": error.details}
+
+
+CHALLENGE = (b"www-authenticate", b'Bearer realm="labdeck", Basic realm="labdeck"')
+
+
+def error_headers(error: LabdeckError) -> list[tuple[bytes, bytes]]:
+    """A 401 says how to authenticate."""
+    return [CHALLENGE] if error.code == "UNAUTHENTICATED" else []

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from labdeck.errors import InvalidParameter, LabdeckError, MalformedRequest
-from labdeck.wire.errors import http_status, mlflow_body
+from labdeck.wire.errors import error_headers, http_status, mlflow_body
 from labdeck.wire.responses import read_body, send_json
 from labdeck.wire.types import Receive, Scope, Send
 
@@ -39,11 +39,13 @@ JSON_BODY_LIMIT = 16 * 1024 * 1024
 _MISSING = object()
 
 
-def rpc(method: str, path: str, *, version: int = 2, stream: bool = False) -> Callable:
-    """Mark a method as the handler of ``method path``; ``stream`` leaves the body unread."""
+def rpc(method: str, path: str, *, needs: Any, version: int = 2, stream: bool = False) -> Callable:
+    """Mark a method as the handler of ``method path``. ``needs`` is what the caller must
+    be allowed (an ``auth.needs`` value, checked by the router's guard before the handler
+    runs); ``stream`` leaves the body unread."""
 
     def mark(fn: Callable) -> Callable:
-        fn.__dict__.setdefault("__rpc__", []).append(_Endpoint(method, path, version, stream))
+        fn.__dict__.setdefault("__rpc__", []).append(_Endpoint(method, path, version, stream, needs))
         return fn
 
     return mark
@@ -55,6 +57,14 @@ class _Endpoint:
     path: str
     version: int
     stream: bool
+    needs: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    handler: Handler
+    stream: bool
+    needs: Any
 
 
 class Raw:
@@ -156,6 +166,18 @@ class RpcRequest:
             raise _invalid(name, value, "expected a list of objects")
         return value
 
+    def field(self, name: str) -> Any:
+        """A field by name for access checks: a path parameter, ``run_id`` with its alias,
+        a query value (a list when repeated) or a body value; None when absent."""
+        if name in self.path_params:
+            return self.path_params[name]
+        if name == "run_id":
+            return self.run_id()
+        value = self._data.get(name)
+        if self._is_query and isinstance(value, list):
+            return value[0] if len(value) == 1 else value
+        return value
+
     def run_id(self, *, required: bool = True) -> Any:
         """``run_id``, or the deprecated ``run_uuid`` that older clients send alongside it."""
         run_id = self.str("run_id")
@@ -235,6 +257,7 @@ def reject_nul(value: Any, path: str) -> None:
 
 
 Handler = Callable[[RpcRequest], Awaitable[Any]]
+Guard = Callable[[Any, RpcRequest], Awaitable[Any]]
 
 _MLFLOW_PATH = re.compile(r"/(api|ajax-api)/\d+\.0/")
 
@@ -244,9 +267,10 @@ class RpcRouter:
 
     PREFIXES = ("/api/", "/ajax-api/")
 
-    def __init__(self) -> None:
-        self._exact: dict[tuple[str, str], tuple[Handler, bool]] = {}
-        self._patterns: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+    def __init__(self, guard: Guard):
+        self._guard = guard
+        self._exact: dict[tuple[str, str], _Route] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], _Route]] = []
 
     def include(self, api: object) -> None:
         for attr in dir(type(api)):
@@ -255,38 +279,47 @@ class RpcRouter:
                 self.add(endpoint, getattr(api, attr))
 
     def add(self, endpoint: _Endpoint, handler: Handler) -> None:
+        if endpoint.needs is None:
+            raise ValueError(f"{endpoint.method} {endpoint.path} declares no access rule")
+        route = _Route(handler, endpoint.stream, endpoint.needs)
         for prefix in self.PREFIXES:
             full = f"{prefix}{endpoint.version}.0{endpoint.path}"
             if "{" in full:
-                self._patterns.append((endpoint.method, _compile(full), handler, endpoint.stream))
+                self._patterns.append((endpoint.method, _compile(full), route))
             else:
                 key = (endpoint.method, full)
                 if key in self._exact:
                     raise ValueError(f"two handlers for {endpoint.method} {full}")
-                self._exact[key] = (handler, endpoint.stream)
+                self._exact[key] = route
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        """Every (method, path pattern, needs) served, for tests that walk them all."""
+        out = [(m, p, r.needs) for (m, p), r in self._exact.items()]
+        out += [(m, pattern.pattern, r.needs) for m, pattern, r in self._patterns]
+        return out
 
     def owns(self, path: str) -> bool:
         """Whether ``path`` is in MLflow's API family (``/api/<n>.0/``, ``/ajax-api/<n>.0/``),
         so that even an unknown endpoint there is answered in MLflow's error shape."""
         return _MLFLOW_PATH.match(path) is not None
 
-    def _match(self, method: str, path: str) -> tuple[Handler, bool, dict[str, str]] | None:
+    def _match(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
         found = self._exact.get((method, path))
         if found is not None:
-            return found[0], found[1], {}
-        for pattern_method, pattern, handler, stream in self._patterns:
+            return found, {}
+        for pattern_method, pattern, route in self._patterns:
             if pattern_method == method:
                 m = pattern.fullmatch(path)
                 if m:
                     # the ASGI server has percent-decoded the path once already
                     params = m.groupdict()
                     reject_nul(params, "")
-                    return handler, stream, params
+                    return route, params
         return None
 
     def _allowed_methods(self, path: str) -> list[str]:
         methods = {m for (m, p) in self._exact if p == path}
-        methods |= {m for (m, pattern, _h, _s) in self._patterns if pattern.fullmatch(path)}
+        methods |= {m for (m, pattern, _r) in self._patterns if pattern.fullmatch(path)}
         return sorted(methods)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -310,15 +343,16 @@ class RpcRouter:
                         send, 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API endpoint {method} {path}."}
                     )
                 return
-            handler, stream, path_params = matched
-            request = await _build_request(scope, receive, method, stream, path_params)
-            result = await handler(request)
+            route, path_params = matched
+            request = await _build_request(scope, receive, method, route.stream, path_params)
+            await self._guard(route.needs, request)
+            result = await route.handler(request)
             if isinstance(result, Raw):
                 await result.send(send)
             else:
                 await send_json(send, 200, result)
         except LabdeckError as error:
-            await send_json(send, http_status(error), mlflow_body(error))
+            await send_json(send, http_status(error), mlflow_body(error), error_headers(error))
         except Exception:
             log.exception("unhandled error in %s %s", method, path)
             await send_json(send, 500, {"error_code": "INTERNAL_ERROR", "message": "Internal error; the server log has the details."})
