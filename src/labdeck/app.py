@@ -10,6 +10,7 @@ place where things start (migrations, the database writer) and stop.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -169,6 +170,7 @@ def guarded(endpoint: Any, guard: Guard) -> Any:
     if need is None:
         raise ValueError(f"{endpoint.__name__} declares no access rule")
 
+    @functools.wraps(endpoint)  # keeps __needs__: the route table still says what it enforces
     async def checked(request: Request) -> Response:
         try:
             await guard.check(need, request.scope, lambda name: _plain_field(request, name))
@@ -190,7 +192,7 @@ def create_app(settings: Settings) -> LabdeckApp:
     rpc = RpcRouter(check_rpc)
     rpc.include(TrackingApi(platform.tracking, platform.artifacts, guard))
     rpc.include(ArtifactsApi(platform.artifacts, platform.tracking))
-    rpc.include(RegistryApi(platform.registry, guard))
+    rpc.include(RegistryApi(platform.registry, guard, platform.artifacts))
 
     @asynccontextmanager
     async def no_lifespan(_app: FastAPI) -> Any:

@@ -8,6 +8,7 @@ Every field carries a description; a test fails when one does not.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,8 +186,8 @@ class Settings(BaseSettings):
         """Every leaf setting as (dotted name, effective value, description)."""
         rows: list[tuple[str, Any, str]] = []
         _walk(self, "", rows)
-        rows.append(("database_url (effective)", self.database_url, "The database URL in use."))
-        rows.append(("artifacts_uri (effective)", self.artifacts_uri, "The artifact root in use."))
+        rows.append(("database_url (effective)", _redacted("database_url", self.database_url), "The database URL in use."))
+        rows.append(("artifacts_uri (effective)", _redacted("artifacts_uri", self.artifacts_uri), "The artifact root in use."))
         return rows
 
 
@@ -200,10 +201,23 @@ def _walk(model: BaseModel, prefix: str, rows: list[tuple[str, Any, str]]) -> No
 
 
 def _redacted(name: str, value: Any) -> Any:
-    """Secrets are shown as set or not, never printed."""
+    """Secrets are shown as set or not, never printed; so are passwords inside URLs
+    (``postgresql+psycopg://user:password@host/db``)."""
     if name.endswith("secret") and value:
         return "(set, hidden)"
+    if isinstance(value, str) and "://" in value:
+        return _url_without_password(value)
     return value
+
+
+# SQLAlchemy's reading of a URL: the password runs from the first ':' after the scheme
+# to the '@' (it may hold '/', never an unescaped '@').
+_URL_PASSWORD = re.compile(r"^([\w+.\-]+://[^:/@]*):[^@]*@")
+
+
+def _url_without_password(url: str) -> str:
+    """``user:***@host``: the URL as given, its password hidden."""
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)
 
 
 def redacted_dump(settings: Settings) -> dict[str, Any]:

@@ -155,11 +155,12 @@ class RestModelLocator:
         if uri.kind == "logged_model":
             model = await self._get(f"logged-models/{quote(uri.model_id or '', safe='')}", {})
             return model["model"]["info"]["artifact_uri"]
-        version = await self._version(uri)
+        version = await self.version_of(uri)
         found = await self._get("model-versions/get-download-uri", {"name": uri.name, "version": version})
         return found["artifact_uri"]
 
-    async def _version(self, uri: ModelUri) -> str:
+    async def version_of(self, uri: ModelUri) -> str:
+        """The version number a registry URI names (``/3``, ``/latest``, ``/Stage``, ``@alias``)."""
         if uri.kind == "version":
             return str(uri.version)
         if uri.kind == "alias":

@@ -24,7 +24,7 @@ from labdeck.artifacts.uri import run_relative_root
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.tracking.service import TrackingService
 from labdeck.wire.errors import http_status, mlflow_body
-from labdeck.auth.needs import EDIT, READ, On, needs
+from labdeck.auth.needs import EDIT, MANAGE, READ, On, needs
 from labdeck.wire.mlflow_rpc import Raw, RpcRequest, rpc
 from labdeck.wire.types import Send
 
@@ -129,7 +129,7 @@ class ArtifactsApi:
             ]
         }
 
-    @rpc("DELETE", ARTIFACTS + "/{path:path}", needs=On("artifact", EDIT, "path"))
+    @rpc("DELETE", ARTIFACTS + "/{path:path}", needs=On("artifact", MANAGE, "path"))
     async def delete(self, req: RpcRequest) -> dict[str, Any]:
         await self.store.delete(req.path_params["path"])
         return {}
@@ -161,7 +161,7 @@ class ArtifactsApi:
         await self.store.abort_multipart(path, req.str("upload_id", required=True))
         return {}
 
-    @rpc("POST", "/mlflow/upload-artifact", stream=True, needs=On("run", EDIT, "run_uuid"))
+    @rpc("POST", "/mlflow/upload-artifact", stream=True, needs=On("run", EDIT))  # run_id or run_uuid
     async def upload_run_artifact(self, req: RpcRequest) -> dict[str, Any]:
         """The UI's small upload into a run's artifacts (``?run_uuid=&path=``, raw body)."""
         run_id = req.str("run_uuid") or req.str("run_id")

@@ -38,6 +38,8 @@ def sign(value: str, key: bytes) -> str:
 
 
 def unsign(signed: str, key: bytes) -> str | None:
+    if not signed.isascii():  # never signed here (and compare_digest refuses non-ASCII str)
+        return None
     value, _, mac = signed.rpartition(".")
     if not value or not hmac.compare_digest(sign(value, key), signed):
         return None
@@ -48,9 +50,21 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+_stand_in: list[str] = []
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches. Without a hash (no such user, or no password) a
+    stand-in hash is verified all the same, so that both answers take as long."""
     if not password_hash:
+        if not _stand_in:
+            _stand_in.append(_hasher.hash(secrets.token_urlsafe(16)))
+        _verify(_stand_in[0], password)
         return False
+    return _verify(password_hash, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):

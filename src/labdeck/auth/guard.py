@@ -2,8 +2,9 @@
 
 The principal comes from ``auth.middleware`` (``scope["labdeck.principal"]``). Runs,
 logged models and artifact paths are guarded by their experiment, registry versions by
-their model; the lookups that map one to the other are cached, since a run never moves
-to another experiment (model names can change, so those expire).
+their model; the lookups that map runs and logged models to their experiment are cached,
+since those never move. A model's key is looked up by name on every request: a name can
+be renamed away, deleted and taken by another model at any moment.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from labdeck.tracking.service import TrackingService
 PRINCIPAL = "labdeck.principal"
 AUTH_PROBLEM = "labdeck.auth_problem"
 _EXPERIMENT_SEGMENT = re.compile(r"^\d{1,18}$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Field = Callable[[str], Any]
 
@@ -45,7 +47,6 @@ class Guard:
         self.registry = registry
         self._run_experiments = TtlCache(24 * 3600.0, 200_000)
         self._logged_model_experiments = TtlCache(24 * 3600.0, 50_000)
-        self._model_keys = TtlCache(2.0, 50_000)
 
     async def check(self, need: Need, scope: Any, field: Field) -> Principal | None:
         """Raise unless ``need`` is met; ``field(name)`` reads a request field. Returns the
@@ -53,15 +54,13 @@ class Guard:
         if isinstance(need, Public):
             return scope.get(PRINCIPAL)
         principal = principal_of(scope)
+        if principal.read_only and _writes(need, scope):
+            raise PermissionDenied("This token is read-only.")
         if isinstance(need, Admin):
             if not principal.is_admin:
                 raise PermissionDenied(f"Permission denied: only admins may do this ({principal.username} is not one).")
             return principal
-        if isinstance(need, SignedIn):
-            if need.write and principal.read_only:
-                raise PermissionDenied("This token is read-only.")
-            return principal
-        if principal.is_admin and not (need.write and principal.read_only):
+        if isinstance(need, SignedIn) or principal.is_admin:
             return principal
         await self._on(need, principal, field)
         return principal
@@ -122,11 +121,17 @@ class Guard:
         return await self._model_key(name)
 
     async def _model_key(self, name: Any) -> str:
-        cached = self._model_keys.get(name)
-        if cached is None:
-            cached = str(await self.registry.model_key(name))
-            self._model_keys.put(name, cached)
-        return cached
+        # Never cached: a stale name -> key answer checks (or records an owner on) the
+        # wrong model once the name was renamed away or deleted and then taken again.
+        return str(await self.registry.model_key(name))
+
+
+def _writes(need: Need, scope: Any) -> bool:
+    """Whether meeting ``need`` lets the request change something (read-only tokens never
+    may). Admin routes declare no level: those that change anything are the unsafe methods."""
+    if isinstance(need, Admin):
+        return scope.get("method", "GET") not in SAFE_METHODS
+    return need.write
 
 
 def _as_list(value: Any) -> list[Any]:

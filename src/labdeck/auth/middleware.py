@@ -51,7 +51,8 @@ class AuthMiddleware:
                 csrf = value
         principal: Principal | None = None
         if authorization is not None:
-            principal = await self._from_authorization(authorization)
+            client = scope.get("client")
+            principal = await self._from_authorization(authorization, client[0] if client else "unknown")
             if principal is None:
                 scope[AUTH_PROBLEM] = None  # wrong credentials: a plain 401
         elif cookie is not None:
@@ -65,7 +66,7 @@ class AuthMiddleware:
                         principal = None
         scope[PRINCIPAL] = principal
 
-    async def _from_authorization(self, header: bytes) -> Principal | None:
+    async def _from_authorization(self, header: bytes, address: str) -> Principal | None:
         scheme, _, credential = header.decode("latin-1").partition(" ")
         scheme = scheme.lower()
         credential = credential.strip()
@@ -76,7 +77,7 @@ class AuthMiddleware:
                 username, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return None
-            return await self.auth.from_basic(username, password)
+            return await self.auth.from_basic(username, password, address)
         return None
 
 

@@ -27,6 +27,10 @@ from labdeck.errors import InvalidParameter, PermissionDenied, Unavailable
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 METADATA_TTL_S = 3600.0
+CLOCK_LEEWAY_S = 120  # the provider's clock may be ahead of ours (iat, nbf) or behind (exp)
+# ID tokens must be signed with the provider's published keys: never "none", never an HMAC
+# (that would be keyed with the client secret, which is not how labdeck checks them).
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519", "EdDSA")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,21 @@ class OidcClient:
             metadata = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise Unavailable(f"The sign-on provider at {self.issuer} cannot be reached: {exc}") from None
+        missing = [
+            key for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+            if not isinstance(metadata, dict) or not isinstance(metadata.get(key), str)
+        ]
+        if missing:
+            raise Unavailable(
+                f"The sign-on provider at {self.issuer} sent no usable discovery document (missing {', '.join(missing)})."
+            )
+        # OpenID Connect Discovery 1.0, section 4.3: the document must name the issuer it was
+        # fetched from, else its tokens would be checked against an issuer nobody configured.
+        if metadata["issuer"].rstrip("/") != self.issuer:
+            raise Unavailable(
+                f"The sign-on provider at {self.issuer} calls itself {metadata['issuer']}: "
+                "set auth.oidc.issuer to exactly that."
+            )
         self._metadata = (time.monotonic() + METADATA_TTL_S, metadata)
         return metadata
 
@@ -92,12 +111,16 @@ class OidcClient:
     async def finish(self, http: httpx.AsyncClient, pending: Pending, query: dict[str, str], redirect_uri: str) -> Identity:
         if "error" in query:
             raise PermissionDenied(f"The sign-on provider refused the login: {query.get('error_description') or query['error']}")
-        if not secrets.compare_digest(query.get("state", ""), pending.state):
+        if not secrets.compare_digest(query.get("state", "").encode(), pending.state.encode()):
             raise PermissionDenied("Sign-on failed: the state does not match this login (start again).")
         code = query.get("code")
         if not code:
             raise InvalidParameter("Sign-on failed: the provider sent no code.")
         metadata = await self._discover(http)
+        # RFC 9207: a provider that names itself in the response must be the one we sent the
+        # browser to (a mix-up defence when several providers are in play).
+        if "iss" in query and query["iss"] != metadata["issuer"]:
+            raise PermissionDenied("Sign-on failed: the response comes from another provider than this login's.")
         try:
             response = await http.post(
                 metadata["token_endpoint"],
@@ -113,8 +136,12 @@ class OidcClient:
             raise Unavailable(f"The sign-on provider cannot be reached: {exc}") from None
         if response.status_code != 200:
             raise PermissionDenied(f"Sign-on failed: the provider refused the code ({response.text[:200]}).")
-        id_token = response.json().get("id_token")
-        if not id_token:
+        try:
+            tokens = response.json()
+        except ValueError:
+            tokens = None
+        id_token = tokens.get("id_token") if isinstance(tokens, dict) else None
+        if not isinstance(id_token, str) or not id_token:
             raise PermissionDenied("Sign-on failed: the provider returned no ID token.")
         claims = await self._verified_claims(http, metadata, id_token, pending.nonce)
         return self._allowed(claims)
@@ -123,38 +150,49 @@ class OidcClient:
         for refresh in (False, True):
             if self._keys is None or refresh:
                 try:
-                    self._keys = KeySet.import_key_set((await http.get(metadata["jwks_uri"])).json())
-                except (httpx.HTTPError, ValueError, JoseError) as exc:
+                    response = await http.get(metadata["jwks_uri"])
+                    response.raise_for_status()
+                    self._keys = KeySet.import_key_set(response.json())
+                except (httpx.HTTPError, ValueError, KeyError, TypeError, JoseError) as exc:
                     raise Unavailable(f"The sign-on provider's keys cannot be read: {exc}") from None
             try:
-                token = jwt.decode(id_token, self._keys)
+                token = jwt.decode(id_token, self._keys, algorithms=SIGNING_ALGORITHMS)
                 break
             except JoseError:
                 if refresh:
                     raise PermissionDenied("Sign-on failed: the ID token's signature does not verify.") from None
         try:
             jwt.JWTClaimsRegistry(
-                iss={"essential": True, "value": metadata.get("issuer", self.issuer)},
+                leeway=CLOCK_LEEWAY_S,
+                iss={"essential": True, "value": metadata["issuer"]},
                 aud={"essential": True, "value": self.settings.client_id},
                 nonce={"essential": True, "value": nonce},
                 exp={"essential": True},
                 sub={"essential": True},
             ).validate(token.claims)
         except JoseError as exc:
-            raise PermissionDenied(f"Sign-on failed: the ID token is not valid for this login ({exc.error}).") from None
+            raise PermissionDenied(
+                f"Sign-on failed: the ID token is not valid for this login ({exc.description or exc.error})."
+            ) from None
         return dict(token.claims)
 
     def _allowed(self, claims: dict[str, Any]) -> Identity:
         s = self.settings
         email = claims.get("email")
         username = claims.get(s.username_claim) or email or claims["sub"]
+        # An address the provider has not verified proves nothing (anyone may type one in at
+        # providers with open sign-up): it must not become a username, which would match an
+        # existing account or an admin_users entry.
+        unverified = claims.get("email_verified") in (False, "false")
+        if unverified and email and username == email:
+            raise PermissionDenied(f"Sign-in refused: the provider has not verified the e-mail address {email}.")
         groups = claims.get(s.groups_claim) or []
         groups = [groups] if isinstance(groups, str) else [str(g) for g in groups]
         if s.provider == "google" and s.hosted_domain and claims.get("hd") != s.hosted_domain:
             raise PermissionDenied(f"Only accounts of {s.hosted_domain} may sign in.")
         if s.allowed_domains:
             domain = str(email or "").rpartition("@")[2].lower()
-            if not email or claims.get("email_verified") is False or domain not in [d.lower() for d in s.allowed_domains]:
+            if not email or unverified or domain not in [d.lower() for d in s.allowed_domains]:
                 raise PermissionDenied(f"Sign-in is limited to e-mail addresses of {', '.join(s.allowed_domains)}.")
         if s.allowed_users and username not in s.allowed_users:
             raise PermissionDenied(f"User '{username}' is not allowed to sign in.")

@@ -14,10 +14,12 @@ the cache's lifetime on other replicas.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import re
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +33,16 @@ from labdeck.errors import InvalidParameter, LabdeckError, NotFound, PermissionD
 USERNAME = re.compile(r"^[\w.@+\-]{1,256}$")
 TEAM_NAME = re.compile(r"^[\w.\-]{1,256}$")
 MIN_PASSWORD = 8
+MAX_EMAIL = 320  # the columns' sizes
+MAX_DISPLAY_NAME = 256
 CREDENTIAL_TTL_S = 2.0
 PASSWORD_TTL_S = 60.0
 TOKEN_TOUCH_EVERY_MS = 60_000
+ADDRESS_ALLOWANCE = 10
+DEFAULT_EXPERIMENT = "0"
+# argon2 takes tens of milliseconds and 64 MiB per hash: never on the event loop, and only
+# a few at once, however many wrong passwords arrive together.
+_HASHING = ThreadPoolExecutor(2, thread_name_prefix="labdeck-argon2")
 
 
 class TooManyAttempts(LabdeckError):
@@ -89,7 +98,7 @@ class AuthService:
         self._credentials = TtlCache(CREDENTIAL_TTL_S)
         self._passwords = TtlCache(PASSWORD_TTL_S)
         self._levels = TtlCache(CREDENTIAL_TTL_S, 100_000)
-        self._token_touched: dict[int, int] = {}
+        self._token_touched = TtlCache(TOKEN_TOUCH_EVERY_MS / 1000, 100_000)
         self._local = Principal(None, _os_user(), True, frozenset(), "local")
 
     def _changed(self) -> None:
@@ -130,13 +139,15 @@ class AuthService:
         now = now_ms()
         if expires_at is not None and expires_at <= now:
             return None
-        if now - self._token_touched.get(token_id, 0) > TOKEN_TOUCH_EVERY_MS:
-            self._token_touched[token_id] = now
+        if self._token_touched.get(token_id) is None:
+            self._token_touched.put(token_id, True)
             await self.store.touch_token(token_id, now)
         return principal
 
-    async def from_basic(self, username: str, password: str) -> Principal | None:
-        """Basic auth as the mlflow client sends it: the password may be a token."""
+    async def from_basic(self, username: str, password: str, address: str = "unknown") -> Principal | None:
+        """Basic auth as the mlflow client sends it: the password may be a token. Wrong
+        passwords count against the same limits as the login form's, so Basic auth is not
+        a way around them."""
         if credentials.looks_like_token(password):
             principal = await self.from_token(password)
             return principal if principal is not None and principal.username == username else None
@@ -144,10 +155,14 @@ class AuthService:
         cached = self._passwords.get(key)
         if cached is not None:
             return cached
-        found = await self.store.password_hash(username)
-        if found is None or not found[0].is_active or not credentials.verify_password(found[1], password):
+        keys, window = _failure_keys(username, address), self.settings.login_window_minutes * 60_000
+        if await self._locked(keys, window):
             return None
-        principal = await self._principal(found[0], "basic")
+        found = await self.store.password_hash(username)
+        if not await _password_matches(found, password):
+            await self.store.count_failure(keys, window)
+            return None
+        principal = await self._principal(found[0], "basic")  # type: ignore[index]
         self._passwords.put(key, principal)
         return principal
 
@@ -173,18 +188,27 @@ class AuthService:
     async def login(self, username: str, password: str, address: str) -> tuple[str, User]:
         """A new session (the signed cookie value) for a correct password; failures are
         counted per user and per address, and refused beyond the configured rate."""
-        keys = [f"user:{username.lower()}", f"addr:{address}"]
+        keys = _failure_keys(username, address)
         window = self.settings.login_window_minutes * 60_000
-        if await self.store.failures(keys, window) >= self.settings.login_attempts:
+        if await self._locked(keys, window):
             raise TooManyAttempts(
                 f"Too many failed logins; try again in up to {self.settings.login_window_minutes} minutes."
             )
         found = await self.store.password_hash(username)
-        if found is None or not found[0].is_active or not credentials.verify_password(found[1], password):
+        if not await _password_matches(found, password):
             await self.store.count_failure(keys, window)
             raise Unauthenticated("Wrong username or password.")
+        user = found[0]  # type: ignore[index]
         await self.store.clear_failures(keys[:1])
-        return await self.start_session(found[0]), found[0]
+        return await self.start_session(user), user
+
+    async def _locked(self, keys: list[str], window_ms: int) -> bool:
+        """Whether a user (``keys[0]``) or an address (``keys[1]``) failed too often. An
+        address may be a proxy in front of a whole team: it gets ADDRESS_ALLOWANCE times
+        the attempts, so one person's typos do not lock out everyone behind it."""
+        failures = await self.store.failures(keys, window_ms)
+        limit = self.settings.login_attempts
+        return failures.get(keys[0], 0) >= limit or failures.get(keys[1], 0) >= limit * ADDRESS_ALLOWANCE
 
     async def start_session(self, user: User) -> str:
         session_id = credentials.new_id()
@@ -224,11 +248,12 @@ class AuthService:
             raise InvalidParameter(
                 f"Invalid username {username!r}: use 1 to 256 letters, digits and . _ @ + -"
             )
+        _checked_profile(email, display_name)
         return await self.store.create_user(
             username,
             email=email,
             display_name=display_name,
-            password_hash=_checked_password_hash(password) if password is not None else None,
+            password_hash=await _checked_password_hash(password) if password is not None else None,
             is_admin=is_admin or username in self.settings.admin_users,
         )
 
@@ -241,15 +266,21 @@ class AuthService:
     async def users(self) -> list[User]:
         return await self.store.users()
 
-    async def update_user(self, username: str, **changes: Any) -> User:
+    async def update_user(self, username: str, *, keep_session: str | None = None, **changes: Any) -> User:
+        """Change a user. A new password or a deactivation ends the user's sessions, all
+        but ``keep_session`` (the cookie of whoever changes their own password)."""
         user = await self.user(username)
+        _checked_profile(changes.get("email"), changes.get("display_name"))
         values: dict[str, Any] = {}
         if changes.get("password") is not None:
-            values["password_hash"] = _checked_password_hash(changes["password"])
+            values["password_hash"] = await _checked_password_hash(changes["password"])
         for key in ("is_admin", "is_active", "email", "display_name"):
             if changes.get(key) is not None:
                 values[key] = changes[key]
         updated = await self.store.update_user(user.user_id, **values)
+        if "password_hash" in values or values.get("is_active") is False:
+            kept = credentials.unsign(keep_session, self.session_key) if keep_session else None
+            await self.store.delete_sessions(user.user_id, credentials.digest(kept) if kept else None)
         self._changed()
         return updated
 
@@ -333,15 +364,19 @@ class AuthService:
             await self.store.levels(resource_type, [resource_id], principal.user_id or 0, principal.team_ids)
         )[resource_id]
         level = max(granted or Level.NONE, self._baseline(principal, team_id, private))
+        if resource_type == "experiment" and resource_id == DEFAULT_EXPERIMENT and Level[self.settings.default_permission] >= Level.READ:
+            # Where mlflow logs when no experiment was set: on an open team server everyone
+            # may log there, as they would on a server without sign-in (managing it stays
+            # with admins, since nobody owns it).
+            level = max(level, Level.EDIT)
         self._levels.put(key, level)
         return level
 
     def _baseline(self, principal: Principal, team_id: int | None, private: bool) -> Level:
+        everyone = Level.NONE if private else Level[self.settings.default_permission]
         if team_id is not None and team_id in principal.team_ids:
-            return Level[self.settings.team_permission]
-        if private:
-            return Level.NONE
-        return Level[self.settings.default_permission]
+            return max(everyone, Level[self.settings.team_permission])  # joining never lowers
+        return everyone
 
     async def require(self, principal: Principal, resource_type: str, resource_id: str, needed: Level, what: str) -> None:
         if needed > Level.READ and principal.read_only:
@@ -388,10 +423,31 @@ class AuthService:
         return await self.access(resource_type, resource_id)
 
 
-def _checked_password_hash(password: str) -> str:
+def _failure_keys(username: str, address: str) -> list[str]:
+    """The failed-login counters of a user and of an address (bounded: the column holds 512)."""
+    return [f"user:{username.lower()[:300]}", f"addr:{address[:200]}"]
+
+
+async def _password_matches(found: tuple[User, str | None] | None, password: str) -> bool:
+    """Whether an active user's password is ``password``. Always verifies a hash, also for
+    unknown users, so that the answer's timing does not tell which usernames exist; in a
+    worker thread (``_HASHING``)."""
+    hashed = found[1] if found else None
+    ok = await asyncio.wrap_future(_HASHING.submit(credentials.verify_password, hashed, password))
+    return ok and found is not None and found[0].is_active
+
+
+def _checked_profile(email: str | None, display_name: str | None) -> None:
+    if email is not None and len(email) > MAX_EMAIL:
+        raise InvalidParameter(f"An e-mail address has at most {MAX_EMAIL} characters.")
+    if display_name is not None and len(display_name) > MAX_DISPLAY_NAME:
+        raise InvalidParameter(f"A display name has at most {MAX_DISPLAY_NAME} characters.")
+
+
+async def _checked_password_hash(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidParameter(f"A password needs at least {MIN_PASSWORD} characters.")
-    return credentials.hash_password(password)
+    return await asyncio.wrap_future(_HASHING.submit(credentials.hash_password, password))
 
 
 def _os_user() -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from labdeck.auth import tables as t
@@ -212,6 +212,11 @@ class SqlAuthStore:
     async def delete_session(self, session_hash: str) -> None:
         await self.db.write(lambda conn: conn.execute(delete(t.sessions).where(t.sessions.c.session_hash == session_hash)))
 
+    async def delete_sessions(self, user_id: int, keep: str | None) -> None:
+        """End every session of a user but ``keep`` (a session hash)."""
+        s = t.sessions
+        await self.db.write(lambda conn: conn.execute(delete(s).where(s.c.user_id == user_id, s.c.session_hash != (keep or ""))))
+
     # ------------------------------------------------------------------ failed logins
 
     async def count_failure(self, keys: list[str], window_ms: int) -> dict[str, int]:
@@ -233,13 +238,13 @@ class SqlAuthStore:
 
         return await self.db.write(work)
 
-    async def failures(self, keys: list[str], window_ms: int) -> int:
-        """The most failures any of ``keys`` has in its current window."""
+    async def failures(self, keys: list[str], window_ms: int) -> dict[str, int]:
+        """Each key's failures in its current window (keys without any are left out)."""
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> dict[str, int]:
             f = t.login_failures
-            q = select(func.max(f.c.failures)).where(f.c.key.in_(keys), f.c.window_start >= now_ms() - window_ms)
-            return conn.execute(q).scalar() or 0
+            q = select(f.c.key, f.c.failures).where(f.c.key.in_(keys), f.c.window_start >= now_ms() - window_ms)
+            return {key: failures for key, failures in conn.execute(q)}
 
         return await self.db.read(work)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from labdeck.auth.entities import Access, Level, Principal, Team, TokenInfo, User
 from labdeck.auth.guard import Guard, principal_of
+from labdeck.auth.middleware import SESSION_COOKIE
 from labdeck.auth.needs import Admin, On, SignedIn, needs
 from labdeck.auth.service import AuthService
 from labdeck.errors import InvalidParameter, PermissionDenied
@@ -75,9 +76,10 @@ def user_json(u: User) -> dict[str, Any]:
     }
 
 
-def token_json(t: TokenInfo) -> dict[str, Any]:
+def token_json(t: TokenInfo, username: str | None) -> dict[str, Any]:
     return {
         "id": t.token_id,
+        "user": username,
         "name": t.name,
         "prefix": t.prefix,
         "read_only": t.read_only,
@@ -163,8 +165,12 @@ def router(auth: AuthService, guard: Guard) -> APIRouter:
                 raise PermissionDenied("Permission denied: only admins may change other users.")
             if any(v is not None for v in (body.admin, body.active, body.email, body.display_name)):
                 raise PermissionDenied("Permission denied: you may change only your own password.")
+        elif principal.username == username and body.active is False:
+            # as with removing yourself: your own session and tokens would stop at once
+            raise InvalidParameter("You cannot deactivate yourself.")
         user = await auth.update_user(
             username,
+            keep_session=request.cookies.get(SESSION_COOKIE) if principal.username == username else None,
             password=body.password,
             is_admin=body.admin,
             is_active=body.active,
@@ -189,13 +195,14 @@ def router(auth: AuthService, guard: Guard) -> APIRouter:
         if all and not me(request).is_admin:
             raise PermissionDenied("Permission denied: only admins may list everyone's tokens.")
         tokens = await auth.tokens(None if all else await own_user(request))
-        return {"tokens": [token_json(t) for t in tokens]}
+        names = {u.user_id: u.username for u in await auth.users()} if all else {}
+        return {"tokens": [token_json(t, names.get(t.user_id, me(request).username)) for t in tokens]}
 
     @routes.post("/tokens", tags=["identity"], status_code=201, summary="Create an API token; the secret is shown once")
     @needs(SignedIn(write=True))
     async def create_token(body: NewToken, request: Request) -> dict[str, Any]:
         token, info = await auth.create_token(await own_user(request), body.name, body.read_only, body.expires_in_days)
-        return {"token": token, **token_json(info)}
+        return {"token": token, **token_json(info, me(request).username)}
 
     @routes.delete("/tokens/{token_id}", tags=["identity"], summary="Revoke a token (yours; admins: any)")
     @needs(SignedIn(write=True))
@@ -253,7 +260,9 @@ def router(auth: AuthService, guard: Guard) -> APIRouter:
         if kind == "model":
             return await guard.model_key(resource_id)
         if kind == "experiment":
-            return str(int(resource_id))
+            # Admins skip the level check, which is what validated the id: validate it here,
+            # and never keep grants for an experiment that does not exist.
+            return str((await guard.tracking.get_experiment(resource_id)).experiment_id)
         return resource_id
 
     @routes.get(

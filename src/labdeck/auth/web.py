@@ -46,8 +46,16 @@ def session_key(settings: Settings) -> bytes:
 
 
 def _safe_next(value: str | None) -> str:
-    """Only paths on this site: never redirect a login somewhere else."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only paths on this site: never redirect a login somewhere else. Control characters
+    are refused too: browsers drop tabs and newlines from URLs, so ``/<tab>/evil`` would be
+    ``//evil``."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
         return "/"
     return value
 
@@ -144,7 +152,10 @@ def routes(auth: AuthService, settings: AuthSettings) -> list[tuple[str, Any, li
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             await auth.logout(cookie)
-        response: Response = RedirectResponse("/auth/login", status_code=303)
+        # With single sign-on, /auth/login goes straight to the provider, whose own session
+        # would sign the browser right back in: land on the page that offers both instead.
+        target = "/auth/login?local=1" if settings.mode == "oidc" else "/auth/login"
+        response: Response = RedirectResponse(target, status_code=303)
         if request.headers.get("accept", "").startswith("application/json"):
             response = JSONResponse({})
         response.delete_cookie(SESSION_COOKIE, path="/")

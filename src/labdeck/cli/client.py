@@ -43,6 +43,7 @@ def save_token(url: str, token: str) -> Path:
         saved = {}
     saved[url.rstrip("/")] = token
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies only to a new file: tighten an old one too
     with os.fdopen(fd, "w") as f:
         json.dump(saved, f, indent=2)
     return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -25,6 +26,12 @@ def _password(from_stdin: bool, prompt: bool) -> str | None:
     if prompt:
         return click.prompt("Password", hide_input=True, confirmation_prompt=True)
     return None
+
+
+def _part(name: str) -> str:
+    """A name as one URL path segment: ``?``, ``#``, ``%`` or ``/`` in it must not change
+    which resource the request is about (``users delete 'bob?x'`` is not about bob)."""
+    return quote(name, safe="")
 
 
 def _when(ms: int | None) -> str:
@@ -56,7 +63,12 @@ def users_create(
     if password is None and not no_password:
         raise click.UsageError("Give the password on standard input (--password-stdin) or choose --no-password.")
     if direct:
-        user = asyncio.run(_create_directly(load_settings(**settings_flags), username, password, admin, email))
+        from labdeck.errors import LabdeckError
+
+        try:
+            user = asyncio.run(_create_directly(load_settings(**settings_flags), username, password, admin, email))
+        except LabdeckError as error:
+            raise click.ClickException(f"{error.code}: {error.message}") from None
         emit({"username": user.username, "admin": user.is_admin}, as_json, [[user.username, user.is_admin]], ["USER", "ADMIN"])
         return
     body = {"username": username, "password": password, "admin": admin, "email": email}
@@ -98,7 +110,7 @@ def users_list(url: str, token: str | None, as_json: bool) -> None:
 def users_set(username: str, admin: bool | None, active: bool | None, password_stdin: bool, url: str, token: str | None, as_json: bool) -> None:
     """Change a user (admins; anyone: their own password)."""
     body = {"admin": admin, "active": active, "password": _password(password_stdin, prompt=False)}
-    user = ServerClient(url, token).call("PATCH", f"/api/v1/users/{username}", json=body)
+    user = ServerClient(url, token).call("PATCH", f"/api/v1/users/{_part(username)}", json=body)
     emit(user, as_json, [[user["username"], user["admin"], user["active"]]], ["USER", "ADMIN", "ACTIVE"])
 
 
@@ -107,7 +119,7 @@ def users_set(username: str, admin: bool | None, active: bool | None, password_s
 @client_options
 def users_delete(username: str, url: str, token: str | None, as_json: bool) -> None:
     """Remove a user; their tokens and sessions stop working at once (admins)."""
-    ServerClient(url, token).call("DELETE", f"/api/v1/users/{username}")
+    ServerClient(url, token).call("DELETE", f"/api/v1/users/{_part(username)}")
     emit({"deleted": username}, as_json, [[username, "deleted"]], ["USER", ""])
 
 
@@ -141,7 +153,7 @@ def teams_list(url: str, token: str | None, as_json: bool) -> None:
 @client_options
 def teams_add(name: str, username: str, url: str, token: str | None, as_json: bool) -> None:
     """Add USERNAME to team NAME (admins)."""
-    team = ServerClient(url, token).call("PUT", f"/api/v1/teams/{name}/members/{username}")
+    team = ServerClient(url, token).call("PUT", f"/api/v1/teams/{_part(name)}/members/{_part(username)}")
     emit(team, as_json, [[team["name"], ", ".join(team["members"])]], ["TEAM", "MEMBERS"])
 
 
@@ -151,7 +163,7 @@ def teams_add(name: str, username: str, url: str, token: str | None, as_json: bo
 @client_options
 def teams_remove(name: str, username: str, url: str, token: str | None, as_json: bool) -> None:
     """Remove USERNAME from team NAME (admins)."""
-    team = ServerClient(url, token).call("DELETE", f"/api/v1/teams/{name}/members/{username}")
+    team = ServerClient(url, token).call("DELETE", f"/api/v1/teams/{_part(name)}/members/{_part(username)}")
     emit(team, as_json, [[team["name"], ", ".join(team["members"])]], ["TEAM", "MEMBERS"])
 
 
@@ -160,7 +172,7 @@ def teams_remove(name: str, username: str, url: str, token: str | None, as_json:
 @client_options
 def teams_delete(name: str, url: str, token: str | None, as_json: bool) -> None:
     """Remove a team (admins)."""
-    ServerClient(url, token).call("DELETE", f"/api/v1/teams/{name}")
+    ServerClient(url, token).call("DELETE", f"/api/v1/teams/{_part(name)}")
     emit({"deleted": name}, as_json, [[name, "deleted"]], ["TEAM", ""])
 
 
@@ -191,8 +203,11 @@ def tokens_create(name: str, read_only: bool, expires_days: float | None, url: s
 def tokens_list(everyone: bool, url: str, token: str | None, as_json: bool) -> None:
     """Your tokens (never their secrets)."""
     found = ServerClient(url, token).call("GET", "/api/v1/tokens", params={"all": "true"} if everyone else {})["tokens"]
-    rows = [[t["id"], t["name"], t["prefix"] + "...", t["read_only"], _when(t["expires_at"]), _when(t["last_used_at"])] for t in found]
-    emit(found, as_json, rows, ["ID", "NAME", "STARTS", "READ ONLY", "EXPIRES", "LAST USED"])
+    rows = [
+        [t["id"], t.get("user", ""), t["name"], t["prefix"] + "...", t["read_only"], _when(t["expires_at"]), _when(t["last_used_at"])]
+        for t in found
+    ]
+    emit(found, as_json, rows, ["ID", "USER", "NAME", "STARTS", "READ ONLY", "EXPIRES", "LAST USED"])
 
 
 @tokens.command("revoke")
@@ -223,7 +238,7 @@ def grant(resource_type: str, resource_id: str, level: str, user: str | None, te
 
     RESOURCE_ID is an experiment id, a registered model's name or a deployment's name."""
     access = ServerClient(url, token).call(
-        "PUT", f"/api/v1/permissions/{resource_type}/{resource_id}", json={"user": user, "team": team, "level": level.upper()}
+        "PUT", f"/api/v1/permissions/{resource_type}/{_part(resource_id)}", json={"user": user, "team": team, "level": level.upper()}
     )
     _show_access(access, as_json)
 
@@ -236,7 +251,7 @@ def grant(resource_type: str, resource_id: str, level: str, user: str | None, te
 def revoke(resource_type: str, resource_id: str, user: str | None, team: str | None, url: str, token: str | None, as_json: bool) -> None:
     """Take back what --user or --team was granted on a resource (needs MANAGE on it)."""
     params = {k: v for k, v in (("user", user), ("team", team)) if v}
-    access = ServerClient(url, token).call("DELETE", f"/api/v1/permissions/{resource_type}/{resource_id}", params=params)
+    access = ServerClient(url, token).call("DELETE", f"/api/v1/permissions/{resource_type}/{_part(resource_id)}", params=params)
     _show_access(access, as_json)
 
 

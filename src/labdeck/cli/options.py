@@ -54,5 +54,9 @@ def load_settings(
             logging={"level": log_level},
             auth={"mode": auth_mode},
         )
-    except (ValidationError, FileNotFoundError) as exc:
+    except ValidationError as exc:
+        # Each problem with its field, never the value given: it may be a secret.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+        raise click.UsageError(f"invalid settings: {problems}") from None
+    except FileNotFoundError as exc:
         raise click.UsageError(f"invalid settings: {exc}") from None

@@ -7,6 +7,7 @@ open, for team and cluster installs.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Any
 
@@ -35,13 +36,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-LOOPBACK = ("127.", "::1", "localhost")
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` reaches this machine only: ``localhost`` or a loopback
+    address (not any name that merely starts like one, e.g. ``127.example.com``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def refuse_open_single_user(settings: Settings) -> None:
     """Without sign-in anyone who reaches the port is the owner: only loopback is allowed."""
     host = settings.server.host
-    if settings.auth.mode == "none" and not host.startswith(LOOPBACK):
+    if settings.auth.mode == "none" and not is_loopback(host):
         raise click.UsageError(
             f"labdeck runs without sign-in (auth mode 'none'), so it only listens on loopback, not on {host}. "
             "Turn sign-in on to serve a team: --auth password (and create the first admin with "

@@ -11,6 +11,9 @@ from starlette.responses import Response
 
 from labdeck.artifacts.api import file_under
 from labdeck.artifacts.store import ArtifactStore
+from labdeck.artifacts.uri import run_relative_root
+from labdeck.errors import InvalidParameter
+from labdeck.model_uri import parse_model_uri
 from labdeck.registry import wire
 from labdeck.registry.service import RegistryService
 from labdeck.auth.guard import Guard, principal_of
@@ -36,9 +39,39 @@ def _page(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
 
 
 class RegistryApi:
-    def __init__(self, service: RegistryService, guard: Guard):
+    def __init__(self, service: RegistryService, guard: Guard, artifacts: ArtifactStore | None = None):
         self.service = service
         self.guard = guard
+        self.artifacts = artifacts
+
+    async def _check_source(self, req: RpcRequest) -> None:
+        """A version's files are served to everyone who may read its model, so whoever
+        creates it must be able to read what it copies: the run, the logged model, the
+        other registered model, or the folder of labdeck's store its source names."""
+        if principal_of(req.scope).is_admin:
+            return  # may read everything (and single-user mode validates as before)
+
+        async def need(kind: str, value: Any) -> None:
+            await self.guard.check(On(kind, READ, "id"), req.scope, lambda _: value)
+
+        if req.str("run_id"):
+            await need("run", req.str("run_id"))
+        if req.str("model_id"):
+            await need("logged_model", req.str("model_id"))
+        source = req.str("source", required=True)
+        uri = parse_model_uri(source)
+        if uri.kind == "run":
+            await need("run", uri.run_id)
+        elif uri.kind == "logged_model":
+            await need("logged_model", uri.model_id)
+        elif uri.is_registry:
+            await need("model", uri.name)
+        elif self.artifacts is not None:
+            try:
+                path = run_relative_root(source, self.artifacts)
+            except InvalidParameter:
+                return  # outside labdeck's store: never served from here
+            await need("artifact", path)
 
     async def _visible(self, req: RpcRequest) -> dict[str, frozenset[int] | None]:
         visible = await self.guard.auth.visibility(principal_of(req.scope), "registered_model")
@@ -145,8 +178,9 @@ class RegistryApi:
 
     # ------------------------------------------------------------------ model versions
 
-    @rpc("POST", "/mlflow/model-versions/create", needs=On("model", EDIT))
+    @rpc("POST", "/mlflow/model-versions/create", needs=On("model", EDIT))  # and READ on the source
     async def create_version(self, req: RpcRequest) -> dict[str, Any]:
+        await self._check_source(req)
         version = await self.service.create_version(
             req.str("name", required=True),
             req.str("source", required=True),

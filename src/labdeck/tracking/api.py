@@ -90,7 +90,7 @@ class TrackingApi:
         )
         return _page("experiments", [wire.experiment(e) for e in page.items], page.next_page_token)
 
-    @rpc("POST", "/mlflow/experiments/update", needs=On("experiment", EDIT, "experiment_id"))
+    @rpc("POST", "/mlflow/experiments/update", needs=On("experiment", MANAGE, "experiment_id"))  # a rename
     async def update_experiment(self, req: RpcRequest) -> dict[str, Any]:
         experiment_id = req.str("experiment_id", required=True)
         if req.has("new_name"):
@@ -361,7 +361,7 @@ class TrackingApi:
         model = await self.service.models.finalize(req.path_params["model_id"], status)
         return {"model": wire.logged_model(model)}
 
-    @rpc("DELETE", "/mlflow/logged-models/{model_id}", needs=On("logged_model", EDIT, "model_id"))
+    @rpc("DELETE", "/mlflow/logged-models/{model_id}", needs=On("logged_model", MANAGE, "model_id"))
     async def delete_logged_model(self, req: RpcRequest) -> dict[str, Any]:
         await self.service.models.delete(req.path_params["model_id"])
         return {}

@@ -172,6 +172,9 @@ class RpcRequest:
         if name in self.path_params:
             return self.path_params[name]
         if name == "run_id":
+            repeated = self._data.get("run_id") if self._is_query else None
+            if isinstance(repeated, list) and len(repeated) > 1:
+                return repeated  # ?run_id=a&run_id=b (GetMetricHistoryBulk): every one is checked
             return self.run_id()
         value = self._data.get(name)
         if self._is_query and isinstance(value, list):
