@@ -1198,3 +1198,18 @@ def test_single_user_mode_needs_no_credentials(start_server: Callable[..., Runni
         assert (
             c.post("/api/2.0/mlflow/experiments/create", json={"name": "mine"}).status_code == 200
         )
+
+
+def test_cookies_are_secure_behind_https(start_server: Callable[..., RunningServer], tmp_path: Path):
+    """Behind a proxy that terminates TLS (``auth.public_url`` is https), browsers must
+    send the session only over HTTPS."""
+    bootstrap_admin(tmp_path)
+    server = start_server(
+        data_dir=tmp_path, auth={"mode": "password", "public_url": "https://labdeck.example.test"}
+    )
+    with client(server.url) as c:
+        response = c.post("/auth/login", json={"username": ADMIN, "password": ADMIN_PASSWORD})
+        assert response.status_code == 200, response.text
+    cookies = set_cookies(response)
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        assert "; secure" in cookies[name], cookies[name]

@@ -12,6 +12,7 @@ mallory (another subject claiming bob@example.test).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -253,6 +254,18 @@ def test_a_redeemed_code_cannot_be_replayed(labdeck: Start) -> None:
         signed_in_as(browser, "alice@example.test")
     with httpx.Client(timeout=30, cookies={PENDING_COOKIE: pending}) as replay:
         refused(replay.get(callback), "the provider refused the code")
+
+
+def test_an_expired_code_is_refused(labdeck: Start, start_oidc_provider: Callable[..., Any]) -> None:
+    hasty = start_oidc_provider(None, "--code-ttl", "1")
+    server = labdeck(issuer=hasty.issuer)
+    with Browser(server.url) as browser:
+        callback = browser.authorize(browser.start(), "alice")
+        time.sleep(2.5)  # the provider's clock counts whole seconds
+        refused(browser.callback(callback), "the provider refused the code")
+        assert browser.me().status_code == 401
+        assert browser.login("alice").status_code == 303  # a fresh login works
+        signed_in_as(browser, "alice@example.test")
 
 
 def test_a_login_cancelled_at_the_provider_is_refused(labdeck: Start) -> None:

@@ -2,13 +2,14 @@
 //
 //   node provider.mjs --port 9010 --client-id labdeck --client-secret s3cret \
 //        --redirect-uri http://127.0.0.1/auth/oidc/callback [--redirect-uri ...] \
-//        [--key-id ID] [--clock-skew SECONDS]
+//        [--key-id ID] [--clock-skew SECONDS] [--code-ttl SECONDS]
 //
 // Every option may come from the environment instead: OIDC_PORT, OIDC_CLIENT_ID,
 // OIDC_CLIENT_SECRET, OIDC_REDIRECT_URIS (comma-separated), OIDC_KEY_ID,
-// OIDC_CLOCK_SKEW_S. Each start signs with a new RSA key (named --key-id, else a random
+// OIDC_CLOCK_SKEW_S, OIDC_CODE_TTL_S. Each start signs with a new RSA key (named --key-id, else a random
 // name), so a restart is a key rotation. --clock-skew runs the provider's clock that many
-// seconds ahead of the machine's (negative: behind). The issuer is
+// seconds ahead of the machine's (negative: behind); --code-ttl is how long an
+// authorization code may be redeemed (60 s by default). The issuer is
 // http://127.0.0.1:<port>. When every redirect URI is an http loopback URI the client is
 // registered as a native application, so the provider accepts it on any port (RFC 8252
 // section 7.3): labdeck's test servers pick their port when they start. The path must
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     'redirect-uri': { type: 'string', multiple: true },
     'key-id': { type: 'string' },
     'clock-skew': { type: 'string' },
+    'code-ttl': { type: 'string' },
   },
 });
 
@@ -40,6 +42,7 @@ const redirectUris = args['redirect-uri']
   ?? (process.env.OIDC_REDIRECT_URIS ?? 'http://127.0.0.1/auth/oidc/callback').split(',').filter(Boolean);
 const keyId = args['key-id'] ?? process.env.OIDC_KEY_ID ?? `test-${randomUUID()}`;
 const clockSkewS = Number(args['clock-skew'] ?? process.env.OIDC_CLOCK_SKEW_S ?? 0);
+const codeTtlS = Number(args['code-ttl'] ?? process.env.OIDC_CODE_TTL_S ?? 60);
 const issuer = `http://127.0.0.1:${port}`;
 
 if (clockSkewS) {
@@ -91,7 +94,7 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   cookies: { keys: ['labdeck-test-cookie-key'] },
   features: { devInteractions: { enabled: true } },
-  ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 600, Grant: 600 },
+  ttl: { AccessToken: 600, AuthorizationCode: codeTtlS, IdToken: 600, Interaction: 600, Session: 600, Grant: 600 },
 });
 
 // Show why a request was refused (a wrong code, a wrong verifier...) in the test's output.
