@@ -8,6 +8,7 @@ from labdeck import __version__
 from labdeck.cli.config_cmd import config
 from labdeck.cli.identity_cmd import grant, login, revoke, teams, tokens, users
 from labdeck.cli.models_cmd import models
+from labdeck.cli.serve_cmd import serve
 from labdeck.cli.server_cmd import server, up
 
 
@@ -21,6 +22,7 @@ cli.add_command(up)
 cli.add_command(server)
 cli.add_command(config)
 cli.add_command(models)
+cli.add_command(serve)
 for command in (users, teams, tokens, grant, revoke, login):
     cli.add_command(command)
 

@@ -1,0 +1,158 @@
+"""V2 over gRPC (``inference.GRPCInferenceService``), a thin adapter over the data plane.
+
+Tensors arrive either in typed ``contents`` or as ``raw_input_contents`` (row-major bytes
+in input order; BYTES elements length-prefixed); outputs go back raw when the request sent
+raw inputs (as Triton's client expects), typed otherwise. Bad input is INVALID_ARGUMENT, an
+unknown model NOT_FOUND, a model still loading UNAVAILABLE.
+
+The Python modules in ``proto/`` are generated from ``proto/inference.proto``:
+
+    python -m grpc_tools.protoc -I src --python_out=src --grpc_python_out=src \\
+        src/labdeck/serving/proto/inference.proto
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+
+from labdeck import __version__
+from labdeck.errors import InvalidParameter, LabdeckError, NotFound, Unavailable
+from labdeck.serving.dataplane import DataPlane
+from labdeck.serving.proto import inference_pb2 as pb
+from labdeck.serving.proto import inference_pb2_grpc as pb_grpc
+from labdeck.serving.types import InferenceRequest, RequestedOutput, Tensor, dtype_of
+from labdeck.serving.v2_codec import _from_bytes
+
+log = logging.getLogger("labdeck.serving")
+
+# datatype -> the InferTensorContents field that carries it
+_CONTENTS = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
+}
+
+
+def _parameter(p: Any) -> Any:
+    return getattr(p, p.WhichOneof("parameter_choice")) if p.WhichOneof("parameter_choice") else None
+
+
+def _parameters(raw: Any) -> dict[str, Any]:
+    return {k: _parameter(v) for k, v in raw.items()}
+
+
+def decode(request: Any) -> InferenceRequest:
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidParameter(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs.")
+    tensors = []
+    for i, tensor in enumerate(request.inputs):
+        where = f"input '{tensor.name}'"
+        dtype = dtype_of(tensor.datatype, where)
+        shape = tuple(tensor.shape)
+        if any(d < 0 for d in shape):
+            raise InvalidParameter(f"{where}: shape {list(shape)} has a negative dimension.")
+        if raw:
+            array = _from_bytes(memoryview(raw[i]), dtype, tensor.datatype, shape, where)
+        else:
+            field = _CONTENTS.get(tensor.datatype)
+            if field is None:
+                raise InvalidParameter(f"{where}: {tensor.datatype} must be sent in raw_input_contents.")
+            values = list(getattr(tensor.contents, field))
+            count = int(np.prod(shape)) if shape else 1
+            if len(values) != count:
+                raise InvalidParameter(f"{where}: shape {list(shape)} needs {count} values but contents has {len(values)}.")
+            array = np.array(values, dtype=dtype).reshape(shape)
+        tensors.append(Tensor(tensor.name, array, tensor.datatype, _parameters(tensor.parameters) or None))
+    outputs = [RequestedOutput(o.name, _parameters(o.parameters) or None) for o in request.outputs]
+    return InferenceRequest(tensors, request.id or None, _parameters(request.parameters), outputs)
+
+
+def encode(response: Any, raw: bool) -> Any:
+    from labdeck.serving.v2_codec import _binary_data
+
+    message = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version or "", id=response.id or "")
+    for t in response.outputs:
+        out = message.outputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
+        if raw:
+            message.raw_output_contents.append(_binary_data(t))
+        else:
+            getattr(out.contents, _CONTENTS[t.datatype]).extend(t.data.reshape(-1).tolist())
+    return message
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, plane: DataPlane):
+        self.plane = plane
+
+    async def _fail(self, context: Any, error: LabdeckError) -> None:
+        code = grpc.StatusCode.INVALID_ARGUMENT
+        if isinstance(error, NotFound):
+            code = grpc.StatusCode.NOT_FOUND
+        elif isinstance(error, Unavailable):
+            code = grpc.StatusCode.UNAVAILABLE
+        await context.abort(code, error.message)
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.plane.ready)
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        try:
+            self.plane.check_model(request.name, request.version or None)
+        except LabdeckError as error:
+            await self._fail(context, error)
+        return pb.ModelReadyResponse(ready=self.plane.ready)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        return pb.ServerMetadataResponse(name="labdeck", version=__version__, extensions=["binary_tensor_data"])
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        try:
+            self.plane.check_model(request.name, request.version or None)
+        except LabdeckError as error:
+            await self._fail(context, error)
+        meta = self.plane.metadata
+        reply = pb.ModelMetadataResponse(name=self.plane.name, platform=meta.platform if meta else "")
+        if meta is not None:
+            reply.versions.extend(meta.versions)
+            for spec in meta.inputs:
+                reply.inputs.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
+            for spec in meta.outputs:
+                reply.outputs.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
+        return reply
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        started = time.perf_counter()
+        code = 200
+        try:
+            self.plane.check_model(request.model_name, request.model_version or None)
+            if not self.plane.ready:
+                raise Unavailable("The model is still loading.")
+            decoded = decode(request)
+            response = await self.plane.infer(decoded)
+            return encode(response, raw=bool(request.raw_input_contents))
+        except LabdeckError as error:
+            code = 404 if isinstance(error, NotFound) else 400
+            await self._fail(context, error)
+        finally:
+            self.plane.metrics.observe("grpc", code, started)
+
+
+def build_server(plane: DataPlane) -> grpc.aio.Server:
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)
+    return server

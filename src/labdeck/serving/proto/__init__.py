@@ -1,0 +1,1 @@
+"""Generated from inference.proto by grpc_tools.protoc; regenerate, never edit."""

@@ -1,0 +1,1 @@
+"""The built-in runtimes: scikit-learn, XGBoost, LightGBM, ONNX and MLflow pyfunc."""

@@ -1,0 +1,56 @@
+"""``sklearn``: scikit-learn models, as MLflow logs them (skops, pickle or cloudpickle,
+per the flavor's ``serialization_format``) or as Seldon lays them out (``model.joblib``)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from labdeck.errors import InvalidParameter
+from labdeck.serving.runtimes.tabular import TabularRuntime
+
+SELDON_FILES = ("model.joblib", "model.pkl", "model.pickle")
+
+
+class SklearnRuntime(TabularRuntime):
+    name = "sklearn"
+    platform = "sklearn"
+
+    @classmethod
+    def can_load(cls, model_dir: Path, mlmodel: dict[str, Any]) -> bool:
+        if mlmodel:
+            return "sklearn" in (mlmodel.get("flavors") or {})
+        return any((model_dir / f).is_file() for f in SELDON_FILES)
+
+    async def load(self) -> None:
+        self.model = _load(self.model_dir, (self.mlmodel.get("flavors") or {}).get("sklearn"))
+        self.methods = {
+            m: getattr(self.model, m)
+            for m in ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+            if hasattr(self.model, m)
+        }
+
+
+def _load(model_dir: Path, flavor: dict[str, Any] | None) -> Any:
+    if flavor is None:
+        for name in SELDON_FILES:
+            path = model_dir / name
+            if path.is_file():
+                import joblib
+
+                return joblib.load(path)
+        raise InvalidParameter(f"No scikit-learn model file in {model_dir} (looked for {', '.join(SELDON_FILES)}).")
+    path = model_dir / flavor.get("pickled_model", "model.pkl")
+    fmt = flavor.get("serialization_format", "cloudpickle")
+    if fmt == "skops":
+        import skops.io
+
+        trusted = flavor.get("skops_trusted_types") or skops.io.get_untrusted_types(file=path)
+        return skops.io.load(path, trusted=trusted)
+    with open(path, "rb") as f:
+        if fmt == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.load(f)
+        return pickle.load(f)
