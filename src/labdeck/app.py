@@ -2,10 +2,11 @@
 
 It assembles; it does not decide. ``AuthMiddleware`` resolves who is asking for every
 request; then MLflow-compatible endpoints go to the shared ``RpcRouter`` (plain ASGI,
-dictionary dispatch: the hot path) and everything else to the Starlette/FastAPI app. Every
-route declares what it needs (``auth.needs``) and the ``Guard`` checks it before the
-handler runs; a route that declares nothing cannot be added. The lifespan is the only
-place where things start (migrations, the database writer) and stop.
+dictionary dispatch: the hot path), predictions for deployments to the ``Gateway``, and
+everything else to the Starlette/FastAPI app. Every route declares what it needs
+(``auth.needs``) and the ``Guard`` checks it before the handler runs; a route that declares
+nothing cannot be added. The lifespan is the only place where things start (migrations,
+the database writer, the deployment controller) and stop.
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ from labdeck.auth.store import SqlAuthStore
 from labdeck.auth.v1 import router as auth_v1
 from labdeck.auth.web import routes as auth_web_routes
 from labdeck.auth.web import session_key
+from labdeck.compute.backend import ComputeBackend
 from labdeck.config import Settings
 from labdeck.db import Database
+from labdeck.deployments.controller import DeploymentController
+from labdeck.deployments.gateway import Gateway
+from labdeck.deployments.service import DeploymentService
+from labdeck.deployments.store import SqlDeploymentStore
+from labdeck.deployments.v1 import router as deployments_v1
 from labdeck.errors import LabdeckError
 from labdeck.registry.api import RegistryApi, plain_registry_routes
 from labdeck.registry.service import RegistryService
@@ -65,6 +72,7 @@ class Platform:
     registry: RegistryService
     auth: AuthService
     guard: Guard
+    deployments: DeploymentService
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -76,20 +84,35 @@ class Platform:
         tracking = TrackingService(SqlTrackingStore(db), SqlLoggedModelStore(db))
         registry = RegistryService(SqlRegistryStore(db), tracking)
         auth = AuthService(SqlAuthStore(db), settings.auth)
+        artifacts = open_artifact_store(settings)
+        model_env = {}
+        if settings.artifacts.s3_endpoint_url:  # model servers fetch from the same store
+            model_env["MLFLOW_S3_ENDPOINT_URL"] = settings.artifacts.s3_endpoint_url
+        controller = DeploymentController(
+            SqlDeploymentStore(db),
+            registry,
+            artifacts,
+            compute_backend(settings, db),
+            cache_dir=settings.data_dir / "cache" / "models",
+            image=settings.deployments.kubernetes.image,
+            model_env=model_env,
+        )
         return cls(
             settings=settings,
             db=db,
-            artifacts=open_artifact_store(settings),
+            artifacts=artifacts,
             tracking=tracking,
             registry=registry,
             auth=auth,
             guard=Guard(auth, tracking, registry),
+            deployments=DeploymentService(controller.store, registry, controller),
         )
 
     async def start(self) -> None:
         await to_thread.run_sync(self.db.migrate)
         self.auth.session_key = await to_thread.run_sync(session_key, self.settings)
         self.db.start()
+        await self.deployments.controller.start()
         _tune_garbage_collector()
         log.info(
             "labdeck ready",
@@ -97,8 +120,21 @@ class Platform:
         )
 
     async def stop(self) -> None:
+        await self.deployments.controller.stop()
         await self.artifacts.close()
         await to_thread.run_sync(self.db.close)
+
+
+def compute_backend(settings: Settings, db: Database) -> ComputeBackend:
+    """Where deployments run: processes on this machine, or a Kubernetes cluster."""
+    if settings.deployments.backend == "kubernetes":
+        from labdeck.compute.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings.deployments.kubernetes)
+    from labdeck.compute.local import LocalProcessBackend
+    from labdeck.compute.store import ReplicaStore
+
+    return LocalProcessBackend(ReplicaStore(db), settings.data_dir / "deployments" / "logs")
 
 
 def _tune_garbage_collector() -> None:
@@ -121,10 +157,11 @@ class LabdeckApp:
     """The outermost ASGI callable: lifespan, then who is asking, then MLflow RPC or the
     web app by path."""
 
-    def __init__(self, platform: Platform, rpc: RpcRouter, web: Any):
+    def __init__(self, platform: Platform, rpc: RpcRouter, web: Any, gateway: Gateway):
         self.platform = platform
         self.rpc = rpc
         self.web = web
+        self.gateway = gateway
         self._authenticated = AuthMiddleware(self._route, platform.auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,6 +173,8 @@ class LabdeckApp:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.rpc.owns(scope["path"]):
             await self.rpc(scope, receive, send)
+        elif scope["type"] == "http" and self.gateway.owns(scope["path"]):
+            await self.gateway(scope, receive, send)
         else:
             await self.web(scope, receive, send)
 
@@ -151,6 +190,7 @@ class LabdeckApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.gateway.close()
                 await self.platform.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -238,4 +278,11 @@ def create_app(settings: Settings) -> LabdeckApp:
     v1.install_error_handlers(web)
     web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
     web.include_router(auth_v1(platform.auth, guard), prefix=v1.PREFIX)
-    return LabdeckApp(platform, rpc, web)
+    web.include_router(deployments_v1(platform.deployments, guard, platform.artifacts), prefix=v1.PREFIX)
+    gateway = Gateway(
+        platform.deployments.controller.routes,
+        guard,
+        timeout_s=settings.deployments.gateway_timeout_s,
+        max_body_bytes=int(settings.deployments.max_body_mb * 1024 * 1024),
+    )
+    return LabdeckApp(platform, rpc, web, gateway)

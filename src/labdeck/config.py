@@ -122,6 +122,24 @@ class AuthSettings(_Section):
     oidc: OidcSettings = Field(default_factory=OidcSettings, description="Single sign-on.")
 
 
+class KubernetesSettings(_Section):
+    namespace: str = Field("labdeck", description="Namespace that model deployments run in.")
+    image: str = Field(
+        "ghcr.io/labdeck/labdeck:latest", description="Image of the model servers (it runs `labdeck serve`)."
+    )
+    istio: bool = Field(False, description="Split traffic between predictors with an Istio VirtualService.")
+    kubeconfig: str | None = Field(None, description="Path to a kubeconfig; empty: in-cluster, then ~/.kube/config.")
+
+
+class DeploymentSettings(_Section):
+    backend: Literal["local", "kubernetes"] = Field(
+        "local", description="Where model servers run: local processes on this machine, or Kubernetes."
+    )
+    gateway_timeout_s: float = Field(60, gt=0, le=3600, description="Longest a prediction may take through the gateway.")
+    max_body_mb: float = Field(64, gt=0, le=4096, description="Largest prediction request the gateway accepts.")
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="The Kubernetes backend.")
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written to the log.")
     format: Literal["text", "json"] = Field("text", description="text: key=value lines for people; json: one object per line.")
@@ -145,6 +163,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="The metadata database.")
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings, description="The artifact store.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Identity and permissions.")
+    deployments: DeploymentSettings = Field(default_factory=DeploymentSettings, description="Model deployments.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
 
     @field_validator("data_dir", mode="after")

@@ -9,6 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 import labdeck.auth.tables
+import labdeck.compute.tables
+import labdeck.deployments.tables
 import labdeck.registry.tables
 import labdeck.tracking.tables  # noqa: F401  (registers every area's tables on the metadata)
 from labdeck.db import Database

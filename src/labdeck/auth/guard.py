@@ -13,10 +13,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from labdeck.artifacts.store import ArtifactStore
+from labdeck.artifacts.uri import run_relative_root
 from labdeck.auth.entities import Level, Principal
 from labdeck.auth.needs import Admin, Need, On, Public, SignedIn
 from labdeck.auth.service import AuthService, TtlCache
 from labdeck.errors import InvalidParameter, PermissionDenied, Unauthenticated
+from labdeck.model_uri import parse_model_uri
 from labdeck.registry.service import RegistryService
 from labdeck.tracking import validation as tv
 from labdeck.tracking.service import TrackingService
@@ -115,6 +118,26 @@ class Guard:
             cached = (await self.tracking.models.get(model_id)).experiment_id
             self._logged_model_experiments.put(model_id, cached)
         return cached
+
+    async def check_source(self, scope: Any, source: str, artifacts: ArtifactStore | None) -> None:
+        """Raise unless the caller may read the model ``source`` names (a model URI): the
+        run, the logged model, the registered model, or the folder of labdeck's store.
+        Whatever serves or copies a model (a version, a deployment) checks this first."""
+        uri = parse_model_uri(source)
+        if uri.kind == "run":
+            need, value = On("run", Level.READ), uri.run_id
+        elif uri.kind == "logged_model":
+            need, value = On("logged_model", Level.READ), uri.model_id
+        elif uri.is_registry:
+            need, value = On("model", Level.READ), uri.name
+        elif artifacts is not None:
+            try:
+                need, value = On("artifact", Level.READ), run_relative_root(source, artifacts)
+            except InvalidParameter:
+                return  # outside labdeck's store: nothing of labdeck's is read
+        else:
+            return
+        await self.check(need, scope, lambda _field: value)
 
     async def model_key(self, name: str) -> str:
         """The stable id permissions of a registered model are kept under."""

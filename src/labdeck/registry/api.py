@@ -11,9 +11,6 @@ from starlette.responses import Response
 
 from labdeck.artifacts.api import file_under
 from labdeck.artifacts.store import ArtifactStore
-from labdeck.artifacts.uri import run_relative_root
-from labdeck.errors import InvalidParameter
-from labdeck.model_uri import parse_model_uri
 from labdeck.registry import wire
 from labdeck.registry.service import RegistryService
 from labdeck.auth.guard import Guard, principal_of
@@ -46,32 +43,11 @@ class RegistryApi:
 
     async def _check_source(self, req: RpcRequest) -> None:
         """A version's files are served to everyone who may read its model, so whoever
-        creates it must be able to read what it copies: the run, the logged model, the
-        other registered model, or the folder of labdeck's store its source names."""
-        if principal_of(req.scope).is_admin:
-            return  # may read everything (and single-user mode validates as before)
-
-        async def need(kind: str, value: Any) -> None:
-            await self.guard.check(On(kind, READ, "id"), req.scope, lambda _: value)
-
-        if req.str("run_id"):
-            await need("run", req.str("run_id"))
-        if req.str("model_id"):
-            await need("logged_model", req.str("model_id"))
-        source = req.str("source", required=True)
-        uri = parse_model_uri(source)
-        if uri.kind == "run":
-            await need("run", uri.run_id)
-        elif uri.kind == "logged_model":
-            await need("logged_model", uri.model_id)
-        elif uri.is_registry:
-            await need("model", uri.name)
-        elif self.artifacts is not None:
-            try:
-                path = run_relative_root(source, self.artifacts)
-            except InvalidParameter:
-                return  # outside labdeck's store: never served from here
-            await need("artifact", path)
+        creates it must be able to read what it copies."""
+        for kind, value in (("run", req.str("run_id")), ("logged_model", req.str("model_id"))):
+            if value:
+                await self.guard.check(On(kind, READ, "id"), req.scope, lambda _, v=value: v)
+        await self.guard.check_source(req.scope, req.str("source", required=True), self.artifacts)
 
     async def _visible(self, req: RpcRequest) -> dict[str, frozenset[int] | None]:
         visible = await self.guard.auth.visibility(principal_of(req.scope), "registered_model")

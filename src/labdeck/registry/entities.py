@@ -41,6 +41,7 @@ class HistoryKind(StrEnum):
     ALIAS_DELETED = "ALIAS_DELETED"
     STAGE_CHANGED = "STAGE_CHANGED"
     RENAMED = "RENAMED"
+    DEPLOYED = "DEPLOYED"  # a deployment started serving a version
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,4 @@ class HistoryEvent:
     to_stage: str | None = None
     from_name: str | None = None
     to_name: str | None = None
+    deployment: str | None = None

@@ -315,6 +315,11 @@ class RegistryService:
         name, key = model_name(name), tv.key_name(key, "key")
         await self.store.delete_version_tag(name, await self._version(name, version), key)
 
+    async def record_deployed(self, name: str, version: int, deployment: str) -> None:
+        """Note in the model's history that ``deployment`` ("<name>/<predictor>") started
+        serving ``version``."""
+        await self.store.record_deployed(model_name(name), version, deployment)
+
     async def history(
         self, name: Any, limit: int, before: int | None
     ) -> tuple[list[HistoryEvent], int | None]:

@@ -436,6 +436,12 @@ class SqlRegistryStore:
 
     # ------------------------------------------------------------------ history
 
+    async def record_deployed(self, name: str, version: int, deployment: str) -> None:
+        def work(conn: Connection) -> None:
+            _record(conn, _model_pk(conn, name), None, HistoryKind.DEPLOYED, version=version, deployment=deployment)
+
+        await self.db.write(work, small=True)
+
     async def history(self, name: str, limit: int, before: int | None) -> list[HistoryEvent]:
         """The model's events, newest first; ``before`` is an event id to page back from."""
 
@@ -461,6 +467,7 @@ class SqlRegistryStore:
                     to_stage=r.to_stage,
                     from_name=r.from_name,
                     to_name=r.to_name,
+                    deployment=r.deployment,
                 )
                 for r in rows
             ]

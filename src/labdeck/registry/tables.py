@@ -116,5 +116,6 @@ model_history = Table(
     Column("to_stage", String(20), nullable=True),
     Column("from_name", String(256), nullable=True),
     Column("to_name", String(256), nullable=True),
+    Column("deployment", String(128), nullable=True),
     Index(None, "model_pk", "event_id"),
 )

@@ -69,6 +69,7 @@ def history_event(e: HistoryEvent) -> dict[str, Any]:
             ("to_stage", e.to_stage),
             ("from_name", e.from_name),
             ("to_name", e.to_name),
+            ("deployment", e.deployment),
         )
         if value is not None
     }

@@ -48,6 +48,16 @@ def labdeck_body(error: LabdeckError) -> dict[str, Any]:
     return {"error_code": error.code, "message": error.message, "details": error.details}
 
 
+def v2_body(error: LabdeckError) -> dict[str, Any]:
+    """The Open Inference Protocol's error: ``{"error": message}``."""
+    return {"error": error.message}
+
+
+def seldon_body(error: LabdeckError) -> dict[str, Any]:
+    """Seldon Core v1's ``status`` object, as its prepackaged servers answer bad input."""
+    return {"status": {"status": 1, "info": error.message, "code": -1, "reason": "MICROSERVICE_BAD_DATA"}}
+
+
 CHALLENGE = (b"www-authenticate", b'Bearer realm="labdeck", Basic realm="labdeck"')
 
 

@@ -3,6 +3,8 @@
 from alembic import context
 
 import labdeck.auth.tables
+import labdeck.compute.tables
+import labdeck.deployments.tables
 import labdeck.registry.tables
 import labdeck.tracking.tables  # noqa: F401  (every area's tables, for autogenerate)
 from labdeck.db.metadata import metadata
