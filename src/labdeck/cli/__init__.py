@@ -6,6 +6,7 @@ import click
 
 from labdeck import __version__
 from labdeck.cli.config_cmd import config
+from labdeck.cli.deploy_cmd import deploy, deployments
 from labdeck.cli.identity_cmd import grant, login, revoke, teams, tokens, users
 from labdeck.cli.models_cmd import models
 from labdeck.cli.serve_cmd import serve
@@ -23,6 +24,8 @@ cli.add_command(server)
 cli.add_command(config)
 cli.add_command(models)
 cli.add_command(serve)
+cli.add_command(deploy)
+cli.add_command(deployments)
 for command in (users, teams, tokens, grant, revoke, login):
     cli.add_command(command)
 

@@ -55,12 +55,14 @@ class ServerClient:
         token = token or (None if basic else saved_token(self.url))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, auth=basic, timeout=60)
+        self._last_status = 0
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise click.ClickException(f"cannot reach labdeck at {self.url}: {exc}") from None
+        self._last_status = response.status_code
         try:
             body = response.json()
         except ValueError:
@@ -72,6 +74,15 @@ class ServerClient:
         if not isinstance(body, dict):
             raise click.ClickException(f"unexpected answer from {self.url}{path}: {response.text[:200]}")
         return body
+
+    def find(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        """Like ``call``, but None when the server says there is no such thing (404)."""
+        try:
+            return self.call(method, path, **kwargs)
+        except click.ClickException:
+            if self._last_status == 404:
+                return None
+            raise
 
     def mlflow(self, method: str, rpc: str, **kwargs: Any) -> dict[str, Any]:
         return self.call(method, f"/api/2.0/mlflow/{rpc}", **kwargs)
