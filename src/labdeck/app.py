@@ -54,6 +54,7 @@ from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
 from labdeck.wire import v1
+from labdeck.workspaces.routes import WorkspaceRoutes
 from labdeck.wire.errors import error_headers, http_status, mlflow_body
 from labdeck.wire.mlflow_rpc import RpcRouter
 from labdeck.wire.types import Receive, Scope, Send
@@ -73,6 +74,7 @@ class Platform:
     auth: AuthService
     guard: Guard
     deployments: DeploymentService
+    workspace_routes: WorkspaceRoutes
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -106,6 +108,7 @@ class Platform:
             auth=auth,
             guard=Guard(auth, tracking, registry),
             deployments=DeploymentService(controller.store, registry, controller),
+            workspace_routes=WorkspaceRoutes(),
         )
 
     async def start(self) -> None:

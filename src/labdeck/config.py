@@ -128,6 +128,12 @@ class KubernetesSettings(_Section):
         "ghcr.io/labdeck/labdeck:latest", description="Image of the model servers (it runs `labdeck serve`)."
     )
     istio: bool = Field(False, description="Split traffic between predictors with an Istio VirtualService.")
+    istio_gateway: str = Field(
+        "seldon-system/seldon-gateway", description="The Istio Gateway (<namespace>/<name>) the VirtualServices bind to."
+    )
+    cpu_utilization: int = Field(
+        70, ge=1, le=100, description="Average CPU use, in percent of the request, that autoscaled predictors aim for."
+    )
     kubeconfig: str | None = Field(None, description="Path to a kubeconfig; empty: in-cluster, then ~/.kube/config.")
 
 
@@ -138,6 +144,82 @@ class DeploymentSettings(_Section):
     gateway_timeout_s: float = Field(60, gt=0, le=3600, description="Longest a prediction may take through the gateway.")
     max_body_mb: float = Field(64, gt=0, le=4096, description="Largest prediction request the gateway accepts.")
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings, description="The Kubernetes backend.")
+
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class EnvironmentSettings(_Section):
+    """One environment users pick when they start a workspace."""
+
+    name: str = Field(description="Short name (a DNS label): what users pick and what runs are tagged with.")
+    description: str = Field("", description="One line shown next to the name.")
+    python: str | None = Field(
+        None, description="Python to build it with (a version uv finds, or a path); empty: the server's own Python."
+    )
+    packages: list[str] = Field([], description="Requirements installed into it (pip syntax), besides JupyterLab.")
+    lock_file: Path | None = Field(
+        None, description="A requirements file with every version pinned (uv pip compile); used instead of packages."
+    )
+    spark: bool = Field(False, description="Set Spark up for the notebook: driver on loopback, its UI through the proxy.")
+    image: str | None = Field(None, description="Image of this environment's workspaces on Kubernetes.")
+    teams: list[str] = Field([], description="Teams whose members may use it; empty: everyone.")
+    cpu_request: str | None = Field(None, description="CPU a workspace asks for on Kubernetes (e.g. 500m).")
+    cpu_limit: str | None = Field(None, description="Most CPU a workspace may use on Kubernetes.")
+    memory_request: str | None = Field(None, description="Memory a workspace asks for on Kubernetes (e.g. 1Gi).")
+    memory_limit: str | None = Field(None, description="Most memory a workspace may use on Kubernetes.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"environment name {value!r} must be a DNS label (a-z, 0-9, '-', at most 63)")
+        return value
+
+
+BASE_PACKAGES = ["pandas<3", "scikit-learn", "matplotlib", "mlflow"]
+DEFAULT_ENVIRONMENTS = [
+    EnvironmentSettings(
+        name="base", description="Python data science: pandas, scikit-learn, matplotlib, mlflow", packages=BASE_PACKAGES
+    ),
+    EnvironmentSettings(
+        name="spark",
+        description="base, plus PySpark (local mode) for data that outgrows pandas",
+        packages=[*BASE_PACKAGES, "pyspark", "pyarrow"],
+        spark=True,
+        memory_request="2Gi",
+    ),
+]
+
+
+class WorkspaceKubernetesSettings(_Section):
+    namespace: str = Field("labdeck-users", description="Namespace that workspaces (and Spark executors) run in.")
+    storage_class: str | None = Field(None, description="Storage class of the home volumes; empty: the cluster's default.")
+    storage_size: str = Field("10Gi", description="Size of each user's home volume (the claim-<user> PVC).")
+    image: str = Field(
+        "ghcr.io/labdeck/workspace-base:latest", description="Image of an environment that names none."
+    )
+
+
+class WorkspaceSettings(_Section):
+    environments: list[EnvironmentSettings] = Field(
+        default_factory=lambda: [e.model_copy() for e in DEFAULT_ENVIRONMENTS],
+        description="The environments users pick from ([[workspaces.environments]] tables).",
+    )
+    default_environment: str = Field("base", description="The environment of a start request that names none.")
+    idle_timeout_s: float = Field(
+        3600, ge=0, description="Stop a workspace with no proxy traffic and no busy kernel for this long; 0 never does."
+    )
+    max_age_s: float = Field(0, ge=0, description="Stop any workspace this long after it started; 0: no limit.")
+    cull_interval_s: float = Field(60, gt=0, description="How often idle and old workspaces are looked for.")
+    max_servers_per_user: int = Field(3, ge=1, le=100, description="Servers one user may run at once (named ones included).")
+    start_timeout_s: float = Field(120, gt=0, description="Longest a workspace may take to answer once started.")
+    stop_grace_s: float = Field(10, ge=0, description="How long a stopping workspace may take before it is killed.")
+    envs_dir: Path | None = Field(None, description="Where environments are built; empty: <data-dir>/envs.")
+    uv_cache_dir: Path | None = Field(None, description="uv's package cache for environment builds; empty: uv's default.")
+    kubernetes: WorkspaceKubernetesSettings = Field(
+        default_factory=WorkspaceKubernetesSettings, description="Workspaces on Kubernetes."
+    )
 
 
 class LoggingSettings(_Section):
@@ -164,6 +246,7 @@ class Settings(BaseSettings):
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings, description="The artifact store.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Identity and permissions.")
     deployments: DeploymentSettings = Field(default_factory=DeploymentSettings, description="Model deployments.")
+    workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings, description="Notebook workspaces.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
 
     @field_validator("data_dir", mode="after")

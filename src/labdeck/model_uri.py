@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlparse
 
-from labdeck.errors import InvalidParameter, LabdeckError, NotFound
+from labdeck.errors import InvalidParameter, LabdeckError, NotFound, PermissionDenied, Unauthenticated
 
 _VERSION = re.compile(r"\d+")
 
@@ -132,7 +132,12 @@ class RestModelLocator:
         self.client = client
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.get(f"/api/2.0/mlflow/{path}", params=params)
+        return self._answer(await self.client.get(f"/api/2.0/mlflow/{path}", params=params))
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._answer(await self.client.post(f"/api/2.0/mlflow/{path}", json=body))
+
+    def _answer(self, response: Any) -> dict[str, Any]:
         if response.status_code == 200:
             return response.json()
         try:
@@ -142,6 +147,10 @@ class RestModelLocator:
             message, code = response.text, None
         if response.status_code == 404 or code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFound(message)
+        if response.status_code == 401:
+            raise Unauthenticated(message)
+        if response.status_code == 403:
+            raise PermissionDenied(message)
         if 400 <= response.status_code < 500:
             raise InvalidParameter(message)
         raise LabdeckError(f"the tracking server answered {response.status_code}: {message}")
@@ -150,14 +159,32 @@ class RestModelLocator:
         if uri.kind == "location":
             return uri.raw
         if uri.kind == "run":
-            run = await self._get("runs/get", {"run_id": uri.run_id})
-            return join_uri(run["run"]["info"]["artifact_uri"], uri.path)
+            info = (await self._get("runs/get", {"run_id": uri.run_id}))["run"]["info"]
+            logged = await self._run_logged_model(info, uri.path)
+            return logged or join_uri(info["artifact_uri"], uri.path)
         if uri.kind == "logged_model":
             model = await self._get(f"logged-models/{quote(uri.model_id or '', safe='')}", {})
             return model["model"]["info"]["artifact_uri"]
         version = await self.version_of(uri)
         found = await self._get("model-versions/get-download-uri", {"name": uri.name, "version": version})
         return found["artifact_uri"]
+
+    async def _run_logged_model(self, run: dict[str, Any], path: str) -> str | None:
+        """MLflow 3's ``log_model`` puts a run's model in a logged model, not in the run's
+        artifacts: ``runs:/<run>/<name>/rest`` is then ``rest`` in the files of the run's
+        logged model called ``name``, as MLflow's own client resolves it."""
+        name, _, rest = path.partition("/")
+        if not name:
+            return None
+        body: dict[str, Any] = {"experiment_ids": [run["experiment_id"]], "filter": f"name = '{name}'"}
+        while True:
+            page = await self._post("logged-models/search", body)
+            for model in page.get("models", []):
+                if model["info"].get("source_run_id") == run["run_id"]:
+                    return join_uri(model["info"]["artifact_uri"], rest)
+            if not page.get("next_page_token"):
+                return None
+            body["page_token"] = page["next_page_token"]
 
     async def version_of(self, uri: ModelUri) -> str:
         """The version number a registry URI names (``/3``, ``/latest``, ``/Stage``, ``@alias``)."""

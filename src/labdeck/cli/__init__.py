@@ -8,6 +8,7 @@ from labdeck import __version__
 from labdeck.cli.config_cmd import config
 from labdeck.cli.deploy_cmd import deploy, deployments
 from labdeck.cli.identity_cmd import grant, login, revoke, teams, tokens, users
+from labdeck.cli.k8s_cmd import k8s
 from labdeck.cli.models_cmd import models
 from labdeck.cli.serve_cmd import serve
 from labdeck.cli.server_cmd import server, up
@@ -26,6 +27,7 @@ cli.add_command(models)
 cli.add_command(serve)
 cli.add_command(deploy)
 cli.add_command(deployments)
+cli.add_command(k8s)
 for command in (users, teams, tokens, grant, revoke, login):
     cli.add_command(command)
 

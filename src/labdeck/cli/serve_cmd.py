@@ -5,6 +5,7 @@ extra: ``[xgboost]``, ``[lightgbm]``, ``[onnx]``, ``[mlflow]`` for pyfunc)."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -28,6 +29,11 @@ import click
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="Tracking server resolving models:/ and runs:/ [env: MLFLOW_TRACKING_URI].")
 @click.option("--cache-dir", default="~/.cache/labdeck/models", show_default=True, type=click.Path(path_type=Path))
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--compile", "compile", type=click.Choice(["onnx"]), default=None,
+    help="Convert a scikit-learn, XGBoost or LightGBM model to ONNX at load and serve that, once verified "
+    "to answer as the original does (else the original serves, and a warning says why).",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(model_uri: str, grpc_port: int, parameters: str | None, log_level: str, **flags: object) -> None:
     """Serve MODEL_URI (models:/name@alias, runs:/id/path, s3://..., a folder, http(s)://...)."""
@@ -45,5 +51,7 @@ def serve(model_uri: str, grpc_port: int, parameters: str | None, log_level: str
     if not isinstance(params, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--parameters")
     configure(LoggingSettings(level=log_level.upper()))
+    if log_level != "debug":  # not a line per file downloaded while fetching the model
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     options = ServeOptions(uri=model_uri, grpc_port=None if grpc_port < 0 else grpc_port, parameters=params, **flags)  # type: ignore[arg-type]
     sys.exit(run(options))

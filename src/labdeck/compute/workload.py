@@ -64,6 +64,9 @@ class Workload:
     labels: dict[str, str] = field(default_factory=dict)
     # how long a new replica may take to become ready before the rollout is called failed
     ready_deadline_s: float = 120.0
+    # folders each replica writes and may lose when it stops (a model cache): an emptyDir
+    # in a pod, whose root filesystem is read-only; plain folders on this machine
+    scratch: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ desired revision changes (a new spec, a moved alias).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +25,17 @@ from labdeck.artifacts.store import ArtifactStore
 from labdeck.artifacts.uri import run_relative_root
 from labdeck.clock import now_ms
 from labdeck.compute.backend import ComputeBackend
-from labdeck.compute.workload import ReplicaState, Resources, RolloutState, Workload, WorkloadStatus
+from labdeck.compute.workload import ReplicaState, RolloutState, Workload, WorkloadStatus
 from labdeck.deployments.entities import Deployment, DeploymentState, PredictorStatus, Revision
 from labdeck.deployments.routes import DeploymentRoute, PredictorRoute, RoutingTable
 from labdeck.deployments.spec import Predictor
 from labdeck.deployments.store import SqlDeploymentStore
+from labdeck.deployments.workloads import (
+    WORKLOAD_PREFIX,
+    predictor_workload,
+    revision_of,
+    workload_name,
+)
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.model_uri import parse_model_uri
 from labdeck.registry.locator import InProcessModelLocator
@@ -39,14 +43,8 @@ from labdeck.registry.service import RegistryService
 
 log = logging.getLogger(__name__)
 
-WORKLOAD_PREFIX = "md-"  # model deployments' workloads, among everything a backend runs
-CONTAINER_PORTS = {"http": 9000, "grpc": 9001}
 IDLE_TICK_S = 2.0
 BUSY_TICK_S = 0.2  # while anything starts, stops or rolls out
-
-
-def workload_name(deployment: str, predictor: str) -> str:
-    return f"{WORKLOAD_PREFIX}{deployment}-{predictor}"
 
 
 class DeploymentController:
@@ -158,7 +156,11 @@ class DeploymentController:
         observed = await self.backend.apply(self._workload(deployment, predictor, target))
         message = None
         if target is not desired:
-            message = f"the rollout of {_describe(desired)} failed; {_describe(serving)} serves"
+            # The reason (the failed replica's last words) was said once, when the rollout
+            # failed; the backend forgets it as soon as the old revision is applied again,
+            # so it is carried over from the stored status for as long as the failure holds.
+            kept = previous.message if previous is not None and previous.failed_revision == desired.revision_id else None
+            message = kept or f"the rollout of {_describe(desired)} failed; {_describe(serving)} serves"
 
         if observed.rollout is RolloutState.FAILED and serving is not None and target.revision_id != serving.revision_id:
             failed = target.revision_id
@@ -236,7 +238,7 @@ class DeploymentController:
         state = next((s for s in order if any(p.state is s for p in statuses)), DeploymentState.AVAILABLE)
         message = "; ".join(f"{p.name}: {p.message}" for p in statuses if p.message) or None
         if state is not deployment.state or message != deployment.message:
-            await self.store.set_state(deployment.name, state, message)
+            await self.store.set_state(deployment.name, state, message, deployment.generation)
 
     async def _record_in_registry(self, deployment: Deployment, predictor: Predictor, revision: Revision) -> None:
         uri = parse_model_uri(revision.model_uri)
@@ -276,19 +278,7 @@ class DeploymentController:
             location = found.storage_location or await self.locator.locate(parse_model_uri(found.source))
         else:
             location = await self.locator.locate(uri)
-        location = self.reachable(location)
-        settings = {
-            "method": predictor.method,
-            "batching": predictor.batching.model_dump() if predictor.batching else None,
-            "compile": predictor.compile,
-            "workers": predictor.workers,
-            "env": predictor.env,
-            "resources": predictor.resources.model_dump(),
-        }
-        digest = hashlib.sha256(
-            json.dumps([location, version, predictor.runtime, settings], sort_keys=True).encode()
-        ).hexdigest()[:16]
-        return Revision(digest, predictor.model, location, version, predictor.runtime, settings)
+        return revision_of(predictor, self.reachable(location), version)
 
     def reachable(self, location: str) -> str:
         """Where a model server finds the files: inside labdeck's store, the store's own
@@ -301,45 +291,8 @@ class DeploymentController:
         return f"{root}/{relative}" if relative else root
 
     def _workload(self, deployment: Deployment, predictor: Predictor, revision: Revision) -> Workload:
-        args = [
-            "serve", revision.location,
-            "--host", "{host}", "--port", "{port:http}", "--grpc-port", "{port:grpc}",
-            "--name", deployment.name,
-            "--cache-dir", str(self.cache_dir),
-        ]
-        if revision.version is not None:
-            args += ["--model-version", revision.version]
-        if revision.runtime:
-            args += ["--runtime", revision.runtime]
-        s = revision.settings
-        if s.get("method"):
-            args += ["--method", s["method"]]
-        if s.get("batching"):
-            args += ["--max-batch-size", str(s["batching"]["max_batch_size"]), "--max-batch-time", str(s["batching"]["max_batch_time"])]
-        if s.get("compile"):
-            args += ["--compile", s["compile"]]
-        if s.get("workers", 1) > 1:
-            args += ["--workers", str(s["workers"])]
-        amounts = predictor.resources
-        return Workload(
-            name=workload_name(deployment.name, predictor.name),
-            revision=revision.revision_id,
-            args=tuple(args),
-            ports=("http", "grpc"),
-            container_ports=dict(CONTAINER_PORTS),
-            readiness_path="/v2/health/ready",
-            replicas=predictor.replicas,
-            min_replicas=predictor.min_replicas,
-            max_replicas=predictor.max_replicas,
-            env={**self.model_env, **predictor.env},
-            image=self.image,
-            resources=Resources(
-                cpu_request=amounts.requests.cpu,
-                cpu_limit=amounts.limits.cpu,
-                memory_request=amounts.requests.memory,
-                memory_limit=amounts.limits.memory,
-            ),
-            labels={"labdeck/deployment": deployment.name, "labdeck/predictor": predictor.name},
+        return predictor_workload(
+            deployment.name, predictor, revision, cache_dir=self.cache_dir, image=self.image, env=self.model_env
         )
 
     # ------------------------------------------------------------------ routing

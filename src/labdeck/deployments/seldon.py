@@ -1,10 +1,13 @@
 """Seldon Core's ``SeldonDeployment`` (``machinelearning.seldon.io/v1``), read as it is and
 mapped onto a ``ModelDeployment``.
 
-What maps: ``metadata.name``/``namespace``; each predictor's ``name``, ``replicas``,
-``traffic``, ``shadow``; its ``graph`` (a single model node) with ``implementation``,
-``modelUri`` and ``parameters`` (``method``); ``componentSpecs`` only for the model
-container's ``resources`` and ``env``, and the HorizontalPodAutoscaler's replica bounds.
+What maps: ``metadata.name``/``namespace``; ``spec.replicas`` (the default of every
+predictor); each predictor's ``name``, ``replicas``, ``traffic``, ``shadow``; its ``graph``
+(a single model node) with ``implementation``, ``modelUri`` and ``parameters``
+(``method``); ``componentSpecs`` only for the model container's ``resources`` and ``env``,
+and the HorizontalPodAutoscaler's replica bounds. Traffic reads as Seldon reads it: a
+missing share is 0 when there are several predictors, and a shadow's traffic is the share
+of requests it mirrors (labdeck mirrors all of them, so only 100, or none, is accepted).
 Prepackaged servers map to runtimes; anything labdeck does not serve (TensorFlow, custom
 images, inference graphs with children) is refused with a 400 that says what is supported.
 Seldon's SKLEARN_SERVER answers with ``predict_proba`` unless told otherwise, and so does
@@ -32,6 +35,9 @@ IMPLEMENTATIONS: dict[str, tuple[str, str | None]] = {
 # what Seldon's own predictor and graph fields may carry without changing what runs
 _IGNORED_PREDICTOR = {"annotations", "labels", "svcOrchSpec", "engineResources", "explainer", "ssl", "progressDeadlineSeconds"}
 _IGNORED_GRAPH = {"type", "endpoint", "logger", "serviceAccountName", "envSecretRefName", "storageInitializerImage"}
+_IGNORED_SPEC = {"name", "annotations", "transport", "oauth_key", "oauth_secret"}
+# where a field of the mapped ModelDeployment came from in the SeldonDeployment
+_SOURCE_FIELDS = {".model": ".graph.modelUri", ".runtime": ".graph.implementation", ".method": ".graph.parameters"}
 
 
 def is_seldon(document: Any) -> bool:
@@ -51,7 +57,21 @@ def from_seldon(document: dict[str, Any]) -> ModelDeployment:
     protocol = spec.get("protocol", "seldon")
     if protocol not in ("seldon", "v2", "kfserving"):
         raise _refuse("spec.protocol", f"protocol {protocol!r} is not served: labdeck answers Seldon v1 and V2 (Open Inference Protocol)")
+    if spec.get("serverType", "rpc") != "rpc":
+        raise _refuse("spec.serverType", f"server type {spec['serverType']!r} is not served: labdeck answers requests (rpc), not Kafka topics")
+    unknown = set(spec) - {"predictors", "protocol", "serverType", "replicas"} - _IGNORED_SPEC
+    if unknown:
+        raise _refuse("spec", f"unsupported fields: {', '.join(sorted(unknown))}")
     predictors = [_predictor(p, f"spec.predictors[{i}]") for i, p in enumerate(spec["predictors"])]
+    for predictor in predictors:
+        if "replicas" not in predictor and "replicas" in spec:
+            predictor["replicas"] = spec["replicas"]
+    serving = [p for p in predictors if not p.get("shadow")]
+    if len(serving) > 1:
+        for predictor in serving:
+            predictor.setdefault("traffic", 0)  # Seldon's omitted share
+    elif len(serving) == 1 and serving[0].get("traffic") == 0:
+        del serving[0]["traffic"]  # a lone predictor with no share set takes every request
     converted = {
         "metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "annotations") if k in metadata},
         "spec": {"predictors": predictors},
@@ -59,7 +79,18 @@ def from_seldon(document: dict[str, Any]) -> ModelDeployment:
     try:
         return ModelDeployment.model_validate(converted)
     except ValidationError as exc:
-        raise invalid_spec(exc) from None
+        problems = [{"field": source_field(p["field"]), "problem": p["problem"]} for p in invalid_spec(exc).details]
+        described = "; ".join(f"{p['field'] or 'the document'}: {p['problem']}" for p in problems)
+        raise InvalidParameter(f"Invalid SeldonDeployment: {described.rstrip('.')}.", details=problems) from None
+
+
+def source_field(field: str) -> str:
+    """The SeldonDeployment's path for a field of the ModelDeployment it maps to
+    (``spec.predictors[0].model`` is ``spec.predictors[0].graph.modelUri``)."""
+    for mapped, source in _SOURCE_FIELDS.items():
+        if field.endswith(mapped) and field.startswith("spec.predictors["):
+            return field.removesuffix(mapped) + source
+    return field
 
 
 def _predictor(predictor: Any, where: str) -> dict[str, Any]:
@@ -97,6 +128,10 @@ def _predictor(predictor: Any, where: str) -> dict[str, Any]:
     for key in ("replicas", "traffic", "shadow"):
         if key in predictor:
             out[key] = predictor[key]
+    if out.get("shadow") is True and "traffic" in out:
+        if out["traffic"] not in (0, 100):
+            raise _refuse(f"{where}.traffic", "a shadow gets a copy of every request: its traffic may be 100 (or left out), not a part")
+        del out["traffic"]
     out.update(_component_specs(predictor.get("componentSpecs"), graph.get("name"), f"{where}.componentSpecs"))
     return out
 
@@ -118,16 +153,26 @@ def _component_specs(specs: Any, container_name: Any, where: str) -> dict[str, A
             if container.get("name") != container_name:
                 raise _refuse(f"{here}.name", f"only the model's container ({container_name!r}) may be configured")
             resources = container.get("resources") or {}
-            out["resources"] = {k: resources[k] for k in ("requests", "limits") if k in resources}
+            out["resources"] = {k: _quantities(resources[k]) for k in ("requests", "limits") if k in resources}
             env = container.get("env") or []
             if any(not isinstance(e, dict) or "value" not in e for e in env):
                 raise _refuse(f"{here}.env", "only plain name/value environment variables are supported")
             out["env"] = {e["name"]: str(e["value"]) for e in env}
         hpa = (component or {}).get("hpaSpec")
         if hpa:
+            if "maxReplicas" not in hpa:
+                raise _refuse(f"{where}[{i}].hpaSpec.maxReplicas", "a HorizontalPodAutoscaler needs maxReplicas")
             out["minReplicas"] = hpa.get("minReplicas", 1)
-            out["maxReplicas"] = hpa.get("maxReplicas")
+            out["maxReplicas"] = hpa["maxReplicas"]
     return out
+
+
+def _quantities(amounts: Any) -> Any:
+    """Kubernetes quantities may be written as numbers (``cpu: 1``); a ModelDeployment
+    writes them as strings."""
+    if not isinstance(amounts, dict):
+        return amounts
+    return {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in amounts.items()}
 
 
 def _refuse(field: str, problem: str) -> InvalidParameter:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from labdeck.compute.backend import ComputeBackend
 from labdeck.deployments import seldon
@@ -54,17 +55,16 @@ class DeploymentService:
         return self.controller.backend
 
     async def create(self, submitted: Submitted, created_by: str | None) -> Deployment:
-        await self._check_models(submitted.spec)
+        await self._check_models(submitted)
         deployment = await self.store.create(submitted.spec, submitted.kind, submitted.source, created_by)
         self.controller.poke()
         return deployment
 
     async def replace(self, name: str, submitted: Submitted) -> Deployment:
         if submitted.spec.metadata.name != name:
-            raise InvalidParameter(
-                f"metadata.name: the document names '{submitted.spec.metadata.name}', but it was sent to deployment '{name}'."
-            )
-        await self._check_models(submitted.spec)
+            problem = f"the document names '{submitted.spec.metadata.name}', but it was sent to deployment '{name}'"
+            raise InvalidParameter(f"Invalid deployment: metadata.name: {problem}.", details=[{"field": "metadata.name", "problem": problem}])
+        await self._check_models(submitted)
         deployment = await self.store.replace(submitted.spec, submitted.kind, submitted.source)
         self.controller.poke()
         return deployment
@@ -95,17 +95,34 @@ class DeploymentService:
             p.name: await self.backend.logs(workload_name(name, p.name), tail) for p in deployment.spec.spec.predictors
         }
 
-    async def _check_models(self, spec: ModelDeployment) -> None:
+    async def _check_models(self, submitted: Submitted) -> None:
         """Every model must exist now: a typo is a 400 at submission, not a crash loop."""
-        for i, predictor in enumerate(spec.spec.predictors):
+        for i, predictor in enumerate(submitted.spec.spec.predictors):
             try:
                 location = self.controller.reachable(await self.locator.locate(parse_model_uri(predictor.model)))
             except LabdeckError as error:
-                raise _model_problem(i, predictor.model, error.message) from None
-            if ":" not in location and not Path(location).expanduser().exists():
-                raise _model_problem(i, predictor.model, f"there is nothing at {location}")
+                raise model_problem(submitted, i, error.message) from None
+            path = _local_path(location)
+            if path is not None and not path.exists():
+                raise model_problem(submitted, i, f"there is nothing at {path}")
 
 
-def _model_problem(index: int, uri: str, problem: str) -> InvalidParameter:
+def _local_path(location: str) -> Path | None:
+    """The folder a location names on this machine (a path or a file: URI), as the model
+    server reads it; None for a remote store."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:3] in (":\\", ":/")):  # C:\models
+        return Path(location).expanduser()
+    return None
+
+
+def model_problem(submitted: Submitted, index: int, problem: str) -> InvalidParameter:
+    """The model of predictor ``index`` cannot be used: a 400 naming the field as the
+    document sent spells it (``graph.modelUri`` in a SeldonDeployment)."""
     field = f"spec.predictors[{index}].model"
+    if submitted.kind == seldon.KIND:
+        field = seldon.source_field(field)
+    uri = submitted.spec.spec.predictors[index].model
     return InvalidParameter(f"Invalid deployment: {field}: cannot use {uri}: {problem}", details=[{"field": field, "problem": problem}])

@@ -17,8 +17,10 @@ spec:
   - {name: mirror, model: models:/iris/4, shadow: true}   # gets a copy of every request
 ```
 
-Field names are camelCase as in Kubernetes objects; unknown fields are refused, and every
-validation error names the field's path (``spec.predictors[1].traffic``).
+Field names are camelCase as in Kubernetes objects; unknown fields are refused, values are
+not coerced (``replicas: "2"`` is refused, as the published JSON schema refuses it), and every
+validation error names the field's path (``spec.predictors[1].traffic``), rules across
+fields included.
 """
 
 from __future__ import annotations
@@ -40,10 +42,24 @@ MAX_NAME = 40
 MAX_PREDICTOR_NAME = 20
 MAX_REPLICAS = 64
 RUNTIMES = ("sklearn", "xgboost", "lightgbm", "onnx", "pyfunc")
+# GET /api/v1/deployments/schema serves the schema, so no deployment may be called that
+RESERVED_NAMES = ("schema",)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    # Only the camelCase names: the snake_case ones would be accepted here but refused by
+    # the published schema (additionalProperties: false).
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True, strict=True)
+
+
+class FieldProblem(ValueError):
+    """A rule across fields, broken at ``field`` (a path relative to the object whose
+    validator raises it), so that the error names that field rather than the object."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
 
 
 def _dns_label(value: str, limit: int, what: str) -> str:
@@ -53,6 +69,11 @@ def _dns_label(value: str, limit: int, what: str) -> str:
             "starting and ending with a letter or digit"
         )
     return value
+
+
+def _dns_schema(limit: int) -> dict[str, Any]:
+    """What ``_dns_label`` checks, for the published schema."""
+    return {"pattern": DNS_LABEL.pattern, "maxLength": limit}
 
 
 class Batching(_Strict):
@@ -71,7 +92,7 @@ class Resources(_Strict):
 
 
 class Predictor(_Strict):
-    name: str = Field(description="DNS label, unique in the deployment.")
+    name: str = Field(description="DNS label, unique in the deployment.", json_schema_extra=_dns_schema(MAX_PREDICTOR_NAME))
     model: str = Field(description="Model URI: models:/name@alias, models:/name/3, runs:/..., s3://..., a folder.")
     runtime: Literal["sklearn", "xgboost", "lightgbm", "onnx", "pyfunc"] | None = Field(
         None, description="Chosen from the model's flavors and files when absent."
@@ -86,7 +107,11 @@ class Predictor(_Strict):
     compile: Literal["onnx"] | None = Field(None, description="Serve through ONNX when the conversion is exact.")
     workers: int = Field(1, ge=1, le=16, description="Processes per replica.")
     resources: Resources = Resources()
-    env: dict[str, str] = Field(default_factory=dict, description="Environment variables of the model server.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables of the model server.",
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME.pattern}},
+    )
 
     @field_validator("name")
     @classmethod
@@ -106,30 +131,33 @@ class Predictor(_Strict):
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"environment variable name {key!r} is not valid")
+            if not ENV_NAME.match(key):
+                raise FieldProblem(key, f"environment variable name {key!r} is not valid (letters, digits and '_', not starting with a digit)")
         return value
 
     @model_validator(mode="after")
     def _scaling(self) -> Predictor:
         if (self.min_replicas is None) != (self.max_replicas is None):
-            raise ValueError("give both minReplicas and maxReplicas, or neither")
+            missing = "maxReplicas" if self.max_replicas is None else "minReplicas"
+            raise FieldProblem(missing, "give both minReplicas and maxReplicas, or neither")
         if self.min_replicas is not None and self.max_replicas is not None and self.min_replicas > self.max_replicas:
-            raise ValueError("minReplicas must not be above maxReplicas")
+            raise FieldProblem("minReplicas", f"minReplicas ({self.min_replicas}) must not be above maxReplicas ({self.max_replicas})")
         if self.shadow and self.traffic:
-            raise ValueError("a shadow predictor takes no traffic share (it gets a copy of every request)")
+            raise FieldProblem("traffic", "a shadow predictor takes no traffic share (it gets a copy of every request)")
         return self
 
 
 class Metadata(_Strict):
-    name: str
-    namespace: str = "default"
+    name: str = Field(json_schema_extra=_dns_schema(MAX_NAME) | {"not": {"enum": list(RESERVED_NAMES)}})
+    namespace: str = Field("default", json_schema_extra=_dns_schema(63))
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"deployment name {value!r} is reserved (GET /api/v1/deployments/{value} is the JSON schema)")
         return _dns_label(value, MAX_NAME, "deployment name")
 
     @field_validator("namespace")
@@ -143,18 +171,23 @@ class DeploymentSpec(_Strict):
 
     @model_validator(mode="after")
     def _predictors(self) -> DeploymentSpec:
-        names = [p.name for p in self.predictors]
-        if len(set(names)) != len(names):
-            raise ValueError(f"predictor names must be unique: {', '.join(names)}")
-        serving = [p for p in self.predictors if not p.shadow]
+        seen: set[str] = set()
+        for i, p in enumerate(self.predictors):
+            if p.name in seen:
+                raise FieldProblem(f"predictors[{i}].name", f"predictor name {p.name!r} is used twice (names must be unique)")
+            seen.add(p.name)
+        serving = [(i, p) for i, p in enumerate(self.predictors) if not p.shadow]
         if not serving:
-            raise ValueError("at least one predictor must not be a shadow")
-        if len(serving) > 1 or serving[0].traffic is not None:
-            shares = [p.traffic for p in serving]
-            if any(s is None for s in shares):
-                raise ValueError("with several predictors, give each non-shadow predictor its traffic (percent)")
-            if sum(shares) != 100:  # type: ignore[arg-type]
-                raise ValueError(f"the traffic of non-shadow predictors must sum to 100, not {sum(shares)}")  # type: ignore[arg-type]
+            raise FieldProblem("predictors", "at least one predictor must not be a shadow")
+        if len(serving) > 1 or serving[0][1].traffic is not None:
+            for i, p in serving:
+                if p.traffic is None:
+                    raise FieldProblem(
+                        f"predictors[{i}].traffic", "with several predictors, give each non-shadow predictor its traffic (percent)"
+                    )
+            total = sum(p.traffic or 0 for _, p in serving)
+            if total != 100:
+                raise FieldProblem("predictors", f"the traffic of non-shadow predictors must sum to 100, not {total}")
         return self
 
 
@@ -176,8 +209,10 @@ class ModelDeployment(_Strict):
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON schema of a ModelDeployment (what ``GET /api/v1/deployments/schema`` serves)."""
-    return ModelDeployment.model_json_schema(by_alias=True)
+    """The JSON schema of a ModelDeployment (what ``GET /api/v1/deployments/schema`` serves).
+    It says what each field may hold; the rules across fields (traffic summing to 100,
+    unique predictor names, minReplicas with maxReplicas) are the parser's alone."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema"} | ModelDeployment.model_json_schema(by_alias=True)
 
 
 def parse_model_deployment(document: Any) -> ModelDeployment:
@@ -189,9 +224,19 @@ def parse_model_deployment(document: Any) -> ModelDeployment:
 
 
 def invalid_spec(exc: ValidationError, prefix: str = "") -> InvalidParameter:
-    problems = [{"field": prefix + _path(e["loc"]), "problem": _message(e)} for e in exc.errors(include_input=False)]
+    problems = [{"field": prefix + _field(e), "problem": _message(e)} for e in exc.errors(include_input=False)]
     described = "; ".join(f"{p['field'] or 'the document'}: {p['problem']}" for p in problems)
     return InvalidParameter(f"Invalid deployment: {described}", details=problems)
+
+
+def _field(error: Any) -> str:
+    """The path of the field an error is about: its location (field names as the document
+    spells them), and for a rule across fields, the field the rule names."""
+    path = _path(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldProblem):
+        path += cause.field if cause.field.startswith("[") or not path else f".{cause.field}"
+    return path
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -202,10 +247,11 @@ def _path(loc: tuple[Any, ...]) -> str:
         elif part in ("function-after", "function-before") or str(part).startswith("literal["):
             continue
         else:
-            out += ("." if out else "") + to_camel(str(part)) if "_" in str(part) else ("." if out else "") + str(part)
+            out += ("." if out else "") + str(part)
     return out
 
 
-def _message(error: dict[str, Any]) -> str:
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"]).removeprefix("Value error, ")

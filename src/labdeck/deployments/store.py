@@ -93,8 +93,10 @@ class SqlDeploymentStore:
                     )
                 )
             except IntegrityError:
+                # names are unique across namespaces (the name is the key), so only the name clashes
                 raise AlreadyExists(
-                    f"Deployment '{spec.metadata.name}' already exists (or its namespace already has that name)."
+                    f"Deployment '{spec.metadata.name}' already exists: change it with PUT "
+                    f"/api/v1/deployments/{spec.metadata.name} (labdeck deploy does), or delete it first."
                 ) from None
             return _load(conn, [spec.metadata.name])[0]
 
@@ -108,6 +110,10 @@ class SqlDeploymentStore:
                 raise NotFound(f"Deployment '{spec.metadata.name}' not found.")
             if row.state == DeploymentState.DELETING:
                 raise NotFound(f"Deployment '{spec.metadata.name}' is being deleted.")
+            # Until the controller has looked at the new spec, the state it reported for the
+            # old one says nothing: whoever waits for AVAILABLE after a change must not see
+            # the old AVAILABLE (or the old failure).
+            serving = row.state in (DeploymentState.AVAILABLE, DeploymentState.PROGRESSING, DeploymentState.DEGRADED)
             try:
                 conn.execute(
                     update(d)
@@ -118,6 +124,8 @@ class SqlDeploymentStore:
                         spec=spec.model_dump_json(by_alias=True),
                         source=json.dumps(source),
                         generation=d.c.generation + 1,
+                        state=DeploymentState.PROGRESSING if serving else DeploymentState.PENDING,
+                        message=None,
                         updated_at=now_ms(),
                     )
                 )
@@ -136,11 +144,17 @@ class SqlDeploymentStore:
     async def all(self) -> list[Deployment]:
         return await self.db.read(lambda conn: _load(conn, None))
 
-    async def set_state(self, name: str, state: DeploymentState, message: str | None) -> None:
+    async def set_state(self, name: str, state: DeploymentState, message: str | None, generation: int | None = None) -> None:
+        """Record the state observed; with ``generation``, only while the spec is still that
+        generation (a state worked out from a spec replaced meanwhile is stale), and never
+        over DELETING."""
         d = t.deployments
 
         def work(conn: Connection) -> None:
-            conn.execute(update(d).where(d.c.name == name).values(state=state, message=message, updated_at=now_ms()))
+            query = update(d).where(d.c.name == name, d.c.state != DeploymentState.DELETING)
+            if generation is not None:
+                query = query.where(d.c.generation == generation)
+            conn.execute(query.values(state=state, message=message, updated_at=now_ms()))
 
         await self.db.write(work, small=True)
 

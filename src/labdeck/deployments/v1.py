@@ -17,9 +17,9 @@ from labdeck.artifacts.store import ArtifactStore
 from labdeck.auth.guard import Guard, principal_of
 from labdeck.auth.needs import EDIT, MANAGE, READ, On, SignedIn, needs
 from labdeck.deployments.entities import Deployment, Event, PredictorStatus, Revision
-from labdeck.deployments.service import MAX_EVENTS, MAX_LOG_LINES, DeploymentService, Submitted, parse_document
+from labdeck.deployments.service import MAX_EVENTS, MAX_LOG_LINES, DeploymentService, Submitted, model_problem, parse_document
 from labdeck.deployments.spec import json_schema
-from labdeck.errors import InvalidParameter
+from labdeck.errors import InvalidParameter, NotFound
 
 RECENT_EVENTS = 10
 
@@ -113,8 +113,13 @@ def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -
     routes = APIRouter(tags=["deployments"])
 
     async def check_models(request: Request, submitted: Submitted) -> None:
-        for predictor in submitted.spec.spec.predictors:
-            await guard.check_source(request.scope, predictor.model, artifacts)
+        """READ on every model the document names. A model that does not exist is bad
+        input, named by its field, as the service says it for callers the guard lets by."""
+        for i, predictor in enumerate(submitted.spec.spec.predictors):
+            try:
+                await guard.check_source(request.scope, predictor.model, artifacts)
+            except NotFound as error:
+                raise model_problem(submitted, i, error.message) from None
 
     @routes.get("/deployments", summary="The deployments you may read")
     @needs(SignedIn())
@@ -135,6 +140,9 @@ def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -
         await check_models(request, submitted)
         principal = principal_of(request.scope)
         deployment = await service.create(submitted, principal.username)
+        # Grants are kept by name: those of an earlier deployment of this name go now, not
+        # when it was deleted (its owner still reads it while its replicas stop).
+        await guard.auth.forget("deployment", deployment.name)
         await guard.auth.record_owner(principal, "deployment", deployment.name)
         return deployment_json(deployment)
 
@@ -153,9 +161,7 @@ def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -
     @routes.delete("/deployments/{name}", summary="Stop and remove a deployment")
     @needs(On("deployment", MANAGE, "name"))
     async def delete(name: str) -> dict[str, Any]:
-        deployment = await service.delete(name)
-        await guard.auth.forget("deployment", name)
-        return deployment_json(deployment)
+        return deployment_json(await service.delete(name))
 
     @routes.get("/deployments/{name}/events", summary="What happened to a deployment, oldest first")
     @needs(On("deployment", READ, "name"))

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlparse
 
 import httpx
 
-from labdeck.errors import InvalidParameter, NotFound
+from labdeck.errors import InvalidParameter, LabdeckError, NotFound, Unauthenticated, Unavailable
 from labdeck.model_uri import RestModelLocator, parse_model_uri
 
 COMPLETE = ".labdeck-complete"
@@ -52,11 +52,35 @@ def tracking_client(tracking_uri: str | None) -> httpx.AsyncClient:
 
 
 async def fetch(uri: str, cache: Path, tracking_uri: str | None = None) -> FetchedModel:
+    try:
+        return await _fetch(uri, cache, tracking_uri)
+    except Unauthenticated as error:  # say which credentials were refused, and where they came from
+        raise Unauthenticated(f"The tracking server refused {_credentials()}: {error.message}") from None
+    except httpx.TransportError as exc:  # no answer at all: say from where, not how httpx failed
+        try:
+            where = str(exc.request.url.copy_with(query=None))
+        except RuntimeError:  # httpx raised it before a request existed
+            where = tracking_uri or uri
+        raise Unavailable(f"Cannot reach {where}: {exc or type(exc).__name__}.") from None
+
+
+def _credentials() -> str:
+    """The credentials ``tracking_client`` sends, in words."""
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return "the token in MLFLOW_TRACKING_TOKEN"
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return f"user {os.environ['MLFLOW_TRACKING_USERNAME']!r} (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+    return "a request without credentials (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+
+
+async def _fetch(uri: str, cache: Path, tracking_uri: str | None) -> FetchedModel:
     parsed = parse_model_uri(uri)
-    if parsed.kind == "location":
+    if parsed.kind == "location" and urlparse(uri).scheme != "mlflow-artifacts":
         path = await _location(uri, cache, None)
         return FetchedModel(path, uri, None)
     async with tracking_client(tracking_uri) as client:
+        if parsed.kind == "location":  # mlflow-artifacts:/ is downloaded through the tracking server
+            return FetchedModel(await _location(uri, cache, client), uri, None)
         locator = RestModelLocator(client)
         location = await locator.locate(parsed)
         version = await locator.version_of(parsed) if parsed.is_registry else None
@@ -127,19 +151,28 @@ async def _from_s3(location: str, into: Path) -> None:
 
     def download() -> int:
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
         parsed = urlparse(location)
         bucket, prefix = parsed.netloc, parsed.path.lstrip("/").rstrip("/")
         endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
-        client = boto3.client("s3", endpoint_url=endpoint)
         count = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                relative = obj["Key"][len(prefix) :].lstrip("/") or Path(obj["Key"]).name
-                destination = into / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, obj["Key"], str(destination))
-                count += 1
+        try:
+            client = boto3.client("s3", endpoint_url=endpoint)
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    relative = obj["Key"][len(prefix) :].lstrip("/") or Path(obj["Key"]).name
+                    destination = into / relative
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    client.download_file(bucket, obj["Key"], str(destination))
+                    count += 1
+        except ClientError as exc:  # S3 answered: no such bucket, access denied, ...
+            error = exc.response.get("Error", {})
+            reason = error.get("Message") or error.get("Code") or str(exc)
+            missing = error.get("Code") in ("NoSuchBucket", "NoSuchKey", "404")
+            raise (NotFound if missing else LabdeckError)(f"Cannot download {location}: {reason}.") from None
+        except BotoCoreError as exc:  # no answer, no credentials, a bad endpoint URL
+            raise Unavailable(f"Cannot download {location}: {exc}") from None
         return count
 
     if not await to_thread.run_sync(download):
@@ -167,6 +200,8 @@ async def _from_http(location: str, into: Path) -> None:
                 z.extractall(into)
         else:
             shutil.move(str(archive), into / name)
+    except (tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise InvalidParameter(f"Cannot unpack {location}: {exc}.") from None
     finally:
         archive.unlink(missing_ok=True)
     _lift_single_folder(into)

@@ -67,7 +67,10 @@ def decode(request: Any) -> InferenceRequest:
             count = int(np.prod(shape)) if shape else 1
             if len(values) != count:
                 raise InvalidParameter(f"{where}: shape {list(shape)} needs {count} values but contents has {len(values)}.")
-            array = np.array(values, dtype=dtype).reshape(shape)
+            try:
+                array = np.array(values, dtype=dtype).reshape(shape)
+            except OverflowError:  # int_contents carry INT8/INT16 as int32: 300 cannot be an INT8
+                raise InvalidParameter(f"{where}: a value in contents does not fit {tensor.datatype}.") from None
         tensors.append(Tensor(tensor.name, array, tensor.datatype, _parameters(tensor.parameters) or None))
     outputs = [RequestedOutput(o.name, _parameters(o.parameters) or None) for o in request.outputs]
     return InferenceRequest(tensors, request.id or None, _parameters(request.parameters), outputs)
@@ -77,10 +80,15 @@ def encode(response: Any, raw: bool) -> Any:
     from labdeck.serving.v2_codec import _binary_data
 
     message = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version or "", id=response.id or "")
+    # FP16 has no typed contents field: such an answer goes raw, as its inputs must
+    raw = raw or any(t.datatype not in _CONTENTS for t in response.outputs)
     for t in response.outputs:
         out = message.outputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
         if raw:
             message.raw_output_contents.append(_binary_data(t))
+        elif t.datatype == "BYTES":
+            # runtimes may answer text as str (numpy "<U" arrays): bytes_contents takes bytes
+            out.contents.bytes_contents.extend(v if isinstance(v, bytes) else str(v).encode() for v in t.data.reshape(-1).tolist())
         else:
             getattr(out.contents, _CONTENTS[t.datatype]).extend(t.data.reshape(-1).tolist())
     return message
@@ -131,25 +139,32 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         started = time.perf_counter()
-        code = 200
+        code = 500  # what the metrics count unless the request ends below
+        metrics = self.plane.metrics
+        metrics._in_flight.inc()
         try:
             self.plane.check_model(request.model_name, request.model_version or None)
             if not self.plane.ready:
                 raise Unavailable("The model is still loading.")
             decoded = decode(request)
             response = await self.plane.infer(decoded)
-            return encode(response, raw=bool(request.raw_input_contents))
+            answer = encode(response, raw=bool(request.raw_input_contents))
+            code = 200
+            return answer
         except LabdeckError as error:
-            code = 404 if isinstance(error, NotFound) else 400
+            code = 404 if isinstance(error, NotFound) else 503 if isinstance(error, Unavailable) else 400
             await self._fail(context, error)
         finally:
-            self.plane.metrics.observe("grpc", code, started)
+            metrics._in_flight.dec()
+            metrics.observe("grpc", code, started)
 
 
-def build_server(plane: DataPlane) -> grpc.aio.Server:
+def build_server(plane: DataPlane, max_message_bytes: int = 256 * 1024 * 1024) -> grpc.aio.Server:
+    """``max_message_bytes`` is ``--max-body-mb``: a request over it is RESOURCE_EXHAUSTED,
+    gRPC's 413."""
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
             ("grpc.so_reuseport", 1),
         ]

@@ -40,6 +40,10 @@ class ServingMetrics:
             multiprocess_mode="max",
         )
         self.feedback = Counter("labdeck_serving_feedback", "Seldon feedback messages received", ["model"], registry=r)
+        self.compiled = Gauge(
+            "labdeck_serving_compiled", "1 when the compiled form (--compile) answers, 0 when the original runtime does",
+            ["model", "target"], registry=r, multiprocess_mode="min",
+        )
         self._latency: dict[str, Any] = {}
         self._requests: dict[tuple[str, int], Any] = {}
         self._batch = self.batch.labels(model)

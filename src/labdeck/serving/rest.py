@@ -3,13 +3,15 @@ every prediction): V2 REST, Seldon v1, MLflow scoring, health and ``/metrics``.
 
 Every protocol answers bad input with a 4xx in its own error shape (V2 ``{"error"}``,
 Seldon's ``status`` object, MLflow's ``{"error_code","message"}``), never a 5xx; a request
-id sent in ``X-Request-Id`` is echoed back.
+id sent in ``X-Request-Id`` is echoed back (with ``--access-log``, a request without one is
+given one, logged and returned). The request metrics count predictions, not probes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ from labdeck import __version__
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.serving import seldon_codec, v2_codec
 from labdeck.serving.dataplane import DataPlane
-from labdeck.wire.errors import http_status
+from labdeck.wire.errors import http_status, seldon_body, v2_body
 from labdeck.wire.types import Receive, Scope, Send
 
 log = logging.getLogger("labdeck.serving")
@@ -81,6 +83,10 @@ class Call:
         await self.answer(status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
+# the handlers that predict (V2's infer is found by its path)
+_PREDICTING = frozenset({"seldon_predict", "mlflow_invocations"})
+
+
 class BodyTooLarge(InvalidParameter):
     """413: the body is over the configured limit."""
 
@@ -129,7 +135,17 @@ class ServingApp:
         started = time.perf_counter()
         found = self._exact.get((call.method, call.path))
         protocol = found[0] if found else ("v2" if call.path.startswith("/v2/") else "other")
-        self.metrics._in_flight.inc()
+        if self.log_requests and call.request_id is None:
+            call.request_id = uuid.uuid4().hex.encode()  # so that every logged line can be found again
+        # the request metrics count predictions only: probes, metadata and /metrics itself
+        # would swamp the rate, the error ratio and the latency of what the model does
+        counted = (
+            found[1].__name__ in _PREDICTING
+            if found is not None
+            else call.method == "POST" and call.path.startswith("/v2/models/") and call.path.endswith("/infer")
+        )
+        if counted:
+            self.metrics._in_flight.inc()
         try:
             if found is not None:
                 await found[1](call)
@@ -143,24 +159,24 @@ class ServingApp:
             log.exception("unhandled error answering %s %s", call.method, call.path)
             await call.json(500, {"error": "Internal error; the server log has the details."})
         finally:
-            self.metrics._in_flight.dec()
-            if protocol != "metrics":
+            if counted:
+                self.metrics._in_flight.dec()
                 self.metrics.observe(protocol, call.status, started)
             if self.log_requests:
                 access_log.info(
                     "%s %s %d", call.method, call.path, call.status,
-                    extra={"ms": round((time.perf_counter() - started) * 1000, 3), "request_id": (call.request_id or b"").decode()},
+                    extra={"ms": round((time.perf_counter() - started) * 1000, 3), "request_id": (call.request_id or b"").decode("utf-8", "replace")},
                 )
 
     async def refuse(self, call: Call, protocol: str, error: LabdeckError) -> None:
         status = _status(error)
         if protocol == "seldon":
-            await call.json(status, seldon_codec.seldon_error(error.message))
+            await call.json(status, seldon_body(error))
         elif protocol == "mlflow":
             code = "BAD_REQUEST" if status < 500 else error.code
             await call.json(status, {"error_code": code, "message": error.message})
         else:
-            await call.json(status, {"error": error.message})
+            await call.json(status, v2_body(error))
 
     # ------------------------------------------------------------------ V2
 
@@ -200,6 +216,8 @@ class ServingApp:
         out: dict[str, Any] = {"name": meta.name, "platform": meta.platform, "inputs": [spec(s) for s in meta.inputs], "outputs": [spec(s) for s in meta.outputs]}
         if meta.versions:
             out["versions"] = list(meta.versions)
+        if meta.parameters:
+            out["parameters"] = meta.parameters
         return out
 
     async def v2_infer(self, call: Call) -> None:

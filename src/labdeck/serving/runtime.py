@@ -2,7 +2,9 @@
 
 A runtime turns a model folder into predictions. Override:
 
-- ``load()`` (async, required): read the model from ``self.model_dir``;
+- ``load()`` (async, required): read the model from ``self.model_dir``. It runs, with the
+  warm-up prediction, on a thread and an event loop of its own, so it may block: the
+  server goes on answering liveness meanwhile;
 - ``predict(inputs, outputs, parameters)`` (required): tensors in, tensors out. It runs on
   the event loop's thread, so it must not wait on I/O; a slow model is served by several
   workers (``--workers``), not by threads;

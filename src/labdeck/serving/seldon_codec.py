@@ -22,10 +22,6 @@ from labdeck.serving.types import Tensor
 SELDON_KINDS = ("ndarray", "tensor")
 
 
-def seldon_error(message: str) -> dict[str, Any]:
-    return {"status": {"status": 1, "info": message, "code": -1, "reason": "MICROSERVICE_BAD_DATA"}}
-
-
 def seldon_request(body: Any) -> tuple[list[Tensor], str, list[str], dict[str, Any]]:
     """(inputs, the kind of data sent, the names sent, meta)."""
     if not isinstance(body, dict):
@@ -99,13 +95,18 @@ def seldon_response(outputs: list[Tensor], kind: str, meta: dict[str, Any], mode
         "requestPath": {model: "labdeck"},
         "metrics": [],
     }
-    if kind in ("strData", "binData", "jsonData") or result.dtype == object:
-        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in result.reshape(-1).tolist()]
+    if result.dtype == object or result.dtype.kind in ("U", "S"):
+        result = np.array(
+            [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in result.reshape(-1).tolist()], dtype=object
+        ).reshape(result.shape)
+    if kind in ("strData", "binData", "jsonData"):
+        values = result.reshape(-1).tolist()
         text = values[0] if len(values) == 1 else values
         return {"meta": out_meta, "strData" if isinstance(text, str) else "jsonData": text}
-    columns = result.shape[1] if result.ndim == 2 else 1
-    names = [f"t:{i}" for i in range(columns)]
-    if kind == "tensor":
+    # as Seldon's microservice: class names "t:0".. only for a 2-D answer, and a tensor only
+    # for numbers (anything else goes back as an ndarray, whatever the request sent)
+    names = [f"t:{i}" for i in range(result.shape[1])] if result.ndim == 2 else []
+    if kind == "tensor" and result.dtype.kind in "biuf":
         data: dict[str, Any] = {"names": names, "tensor": {"shape": list(result.shape), "values": result.reshape(-1).tolist()}}
     else:
         data = {"names": names, "ndarray": result.tolist()}
@@ -139,6 +140,11 @@ def mlflow_request(body: Any) -> tuple[list[Tensor], dict[str, Any]]:
         if columns is not None:
             if not isinstance(columns, list) or len(columns) != data.shape[1]:
                 raise InvalidParameter(f"'dataframe_split' has {data.shape[1]} values per row but {len(columns or [])} columns.")
+            if data.dtype == object:
+                # text among the values made the whole array text: read each column on its
+                # own, as a frame's columns have types of their own (numbers next to text)
+                rows = value["data"] if isinstance(value["data"][0], list) else [value["data"]]
+                return [Tensor(str(c), _array([r[i] for r in rows], f"dataframe_split column {c}")) for i, c in enumerate(columns)], params
             return [Tensor(str(c), data[:, i].copy()) for i, c in enumerate(columns)], params
         return [Tensor("input-0", data)], params
     if fmt == "dataframe_records":
@@ -163,7 +169,11 @@ def csv_request(body: bytes) -> list[Tensor]:
         frame = pd.read_csv(io.BytesIO(body))
     except (ValueError, pd.errors.ParserError) as exc:
         raise InvalidParameter(f"The CSV body cannot be read: {exc}") from None
-    return [Tensor(str(c), _array(frame[c].to_numpy(), f"column {c}")) for c in frame.columns]
+    # pandas hands a text column over as objects, which would not pass for text below
+    return [
+        Tensor(str(c), _array(frame[c].to_numpy(dtype=str) if frame[c].dtype.kind not in "biuf" else frame[c].to_numpy(), f"column {c}"))
+        for c in frame.columns
+    ]
 
 
 def mlflow_response(outputs: list[Tensor]) -> dict[str, Any]:

@@ -3,28 +3,33 @@ on REST (V2, Seldon v1, MLflow scoring, /metrics) and gRPC (V2).
 
 Start-up order: the model's files are fetched once, in the parent; the HTTP port is bound
 in the parent and shared by every worker (the kernel spreads connections), the gRPC port
-is bound by each worker with SO_REUSEPORT. Each worker loads the model once, warms it up
-and only then reports ready (``/v2/health/ready``); it answers liveness meanwhile. SIGTERM
-drains in-flight requests before exiting. A model that cannot be fetched or loaded makes
-the server exit 1 with the reason in plain words.
+is bound by each worker with SO_REUSEPORT. Each worker loads the model once and warms it
+up; once every worker has, each reports ready (``/v2/health/ready``); they answer liveness
+meanwhile. SIGTERM drains in-flight requests before exiting 0. A model that cannot be
+fetched or loaded makes the server exit 1 with the reason in plain words.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import uvicorn
 
 from labdeck.errors import LabdeckError
+from labdeck.model_uri import parse_model_uri
 from labdeck.serving.dataplane import DataPlane
 from labdeck.serving.fetch import fetch
 from labdeck.serving.metrics import ServingMetrics
@@ -54,15 +59,26 @@ class ServeOptions:
     tracking_uri: str | None = None
     cache_dir: Path = Path("~/.cache/labdeck/models")
     access_log: bool = False
+    # "onnx": convert scikit-learn/XGBoost/LightGBM models at load, verified, else the original (compile.py)
+    compile: str | None = None
 
 
-def _model_name(options: ServeOptions, path: Path) -> str:
+def _model_name(options: ServeOptions) -> str:
+    """The name on the V2 paths: ``--name``, else what the URI names (the registered model,
+    the logged model, the last part of a path less any archive suffix), never the name of
+    the cache folder a download landed in."""
     if options.name:
         return options.name
-    uri = options.uri
-    if uri.startswith("models:/"):
-        return uri[len("models:/") :].split("/")[0].split("@")[0]
-    return path.name or "model"
+    uri = parse_model_uri(options.uri)
+    if uri.name or uri.model_id:
+        return uri.name or uri.model_id or "model"
+    parts = [p for p in (uri.path if uri.kind == "run" else urlparse(uri.raw).path).split("/") if p and p != "."]
+    if len(parts) > 1 and parts[-1] == "artifacts" and parts[-2].startswith("m-"):
+        parts.pop()  # an MLflow 3 logged model's files: .../models/m-<id>/artifacts
+    tail = parts[-1] if parts else ""
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        tail = tail.removesuffix(suffix)
+    return tail or "model"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -75,13 +91,51 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _HttpServer(uvicorn.Server):
+    """uvicorn's server, except that the SIGTERM or SIGINT it stopped for is not raised
+    again once it has stopped. uvicorn re-raises it, which kills the process there: before
+    the gRPC server has drained and the model is unloaded, and with status -15 for what was
+    a clean stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+class Readiness:
+    """Which workers have loaded the model, in memory the forked workers share (one flag
+    each, so no lock): every worker reports ready only once all of them are."""
+
+    def __init__(self, workers: int):
+        self.flags = multiprocessing.RawArray("b", workers)
+
+    def mark(self, index: int) -> None:
+        self.flags[index] = 1
+
+    def everyone(self) -> bool:
+        return all(self.flags)
+
+
 class Worker:
     """One process's server: the data plane, the HTTP app and the gRPC server."""
 
-    def __init__(self, options: ServeOptions, model_dir: Path, version: str | None, sock: socket.socket):
+    def __init__(
+        self,
+        options: ServeOptions,
+        model_dir: Path,
+        version: str | None,
+        sock: socket.socket,
+        readiness: tuple[Readiness, int] | None = None,
+    ):
         self.options = options
         self.sock = sock
-        name = _model_name(options, model_dir)
+        self.readiness = readiness
+        name = _model_name(options)
         runtime_class = choose(model_dir, options.runtime)
         settings = RuntimeSettings(name, options.version or version, options.method, options.parameters)
         self.plane = DataPlane(
@@ -89,10 +143,13 @@ class Worker:
             ServingMetrics(name),
             max_batch_size=options.max_batch_size,
             max_batch_time=options.max_batch_time,
+            compile=options.compile,
         )
+        if readiness is not None:
+            self.plane.peers_ready = readiness[0].everyone
         self.app = ServingApp(self.plane, max_body_bytes=int(options.max_body_mb * 1024 * 1024), log_requests=options.access_log)
         self.exit_code = 0
-        self.http: uvicorn.Server | None = None
+        self.http: _HttpServer | None = None
 
     async def run(self) -> int:
         config = uvicorn.Config(
@@ -105,12 +162,12 @@ class Worker:
             timeout_keep_alive=30,
             timeout_graceful_shutdown=30,
         )
-        self.http = uvicorn.Server(config)
+        self.http = _HttpServer(config)
         grpc_server = None
         if self.options.grpc_port is not None:
             from labdeck.serving.grpc_server import build_server
 
-            grpc_server = build_server(self.plane)
+            grpc_server = build_server(self.plane, int(self.options.max_body_mb * 1024 * 1024))
             grpc_server.add_insecure_port(f"{self.options.host}:{self.options.grpc_port}")
             await grpc_server.start()
         loading = asyncio.create_task(self._load())
@@ -126,6 +183,8 @@ class Worker:
     async def _load(self) -> None:
         try:
             await self.plane.start()
+            if self.readiness is not None:
+                self.readiness[0].mark(self.readiness[1])
             log.info("model ready", extra={"model": self.plane.name, "pid": os.getpid()})
         except Exception as exc:  # any loader error ends the server with the reason
             reason = exc.message if isinstance(exc, LabdeckError) else f"{type(exc).__name__}: {exc}"
@@ -135,12 +194,18 @@ class Worker:
             self.http.should_exit = True
 
 
-def _worker_main(options: ServeOptions, model_dir: Path, version: str | None, sock: socket.socket) -> int:
+def _worker_main(
+    options: ServeOptions,
+    model_dir: Path,
+    version: str | None,
+    sock: socket.socket,
+    readiness: tuple[Readiness, int] | None = None,
+) -> int:
     import uvloop
 
     uvloop.install()
     try:
-        worker = Worker(options, model_dir, version, sock)
+        worker = Worker(options, model_dir, version, sock, readiness)
     except LabdeckError as error:
         print(f"labdeck serve: cannot load the model {options.uri}: {error.message}", file=sys.stderr)
         return LOAD_FAILED
@@ -175,14 +240,15 @@ def _supervise(options: ServeOptions, model_dir: Path, version: str | None, sock
     """Fork the workers and wait; SIGTERM/SIGINT go to every worker."""
     shared = tempfile.mkdtemp(prefix="labdeck-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+    readiness = Readiness(options.workers)
     children = []
-    for _ in range(options.workers):
+    for index in range(options.workers):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 _share_metrics()
-                code = _worker_main(options, model_dir, version, sock)
+                code = _worker_main(options, model_dir, version, sock, (readiness, index))
             finally:
                 os._exit(code)
         children.append(pid)

@@ -4,13 +4,15 @@ metadata, and the check that a request matches them before the model sees it.
 Column-based signatures (``[{"type": "double", "name": "sepal_length"}, ...]``) accept
 either one tensor per column, by name, or a single 2-D tensor with one column per feature
 (what V2 clients and Seldon send). Tensor-based signatures accept tensors whose fixed
-dimensions match. Numbers convert to the declared numeric type; text never becomes a
-number and numbers never become text.
+dimensions match. Numbers convert to the declared numeric type, except where that would
+change them (1.5 or 300 sent for an INT8); text never becomes a number and numbers never
+become text.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,10 @@ def metadata_from_mlmodel(name: str, platform: str, mlmodel: dict[str, Any], ver
     signature = mlmodel.get("signature") or {}
     inputs, columns = _specs(signature.get("inputs"), "input")
     outputs, _ = _specs(signature.get("outputs"), "output")
+    if len(outputs) == 1 and outputs[0].name == "output-0":
+        # the runtimes answer a model's one unnamed output as "predict": the metadata must
+        # name what a client can ask for
+        outputs = [replace(outputs[0], name="predict")]
     return ModelMetadata(
         name=name,
         platform=platform,
@@ -73,7 +79,12 @@ def _converted(tensor: Tensor, datatype: str, where: str) -> np.ndarray:
     if tensor.datatype == datatype:
         return tensor.data
     if datatype in NUMERIC and tensor.datatype in NUMERIC:
-        return tensor.data.astype(DATATYPES[datatype], copy=False)
+        converted = tensor.data.astype(DATATYPES[datatype], copy=False)
+        # a cast to an integer type truncates fractions and wraps what does not fit: the
+        # model would answer for other numbers than the ones sent
+        if converted.dtype.kind in "iu" and not np.array_equal(converted, tensor.data):
+            raise InvalidParameter(f"{where} must be {datatype}: its {tensor.datatype} values are not all whole numbers in range.")
+        return converted
     raise InvalidParameter(f"{where} must be {datatype}, got {tensor.datatype}.")
 
 
@@ -100,9 +111,48 @@ def _columns(inputs: list[Tensor], metadata: ModelMetadata) -> np.ndarray:
                 f"Input '{tensor.name}' has shape {list(tensor.data.shape)}; the model takes [rows, {n}] "
                 f"(columns {', '.join(metadata.columns)}) or one input per column."
             )
+        data = _in_signature_order(data, (tensor.parameters or {}).get("columns"), metadata.columns)
         kinds = {specs[c].datatype for c in metadata.columns}
         target = "FP64" if kinds <= NUMERIC and len(kinds) > 1 else next(iter(kinds))
         return _converted(Tensor(tensor.name, data, tensor.datatype), target, f"Input '{tensor.name}'")
+    columns = list(column_values(inputs, metadata).values())
+    if all(c.dtype == columns[0].dtype for c in columns):
+        return np.stack(columns, axis=1)
+    frame = np.empty((columns[0].shape[0], len(columns)), dtype=object)
+    for i, column in enumerate(columns):
+        frame[:, i] = column
+    return frame
+
+
+def _in_signature_order(data: np.ndarray, names: Any, columns: tuple[str, ...]) -> np.ndarray:
+    """A 2-D tensor's columns reordered by the names it came with (Seldon's ``names``), so
+    that values sent in another order still reach their features. Names that are none of
+    the model's (``a``, ``t:0``, ...) say nothing and are ignored, as Seldon's sklearn
+    server ignores them; names that mix the model's with others are refused."""
+    if not names or not set(names) & set(columns):
+        return data
+    if sorted(names) != sorted(columns):
+        raise InvalidParameter(f"The names {list(names)} do not match the model's columns {list(columns)}.")
+    return data[:, [list(names).index(c) for c in columns]] if list(names) != list(columns) else data
+
+
+def column_values(inputs: list[Tensor], metadata: ModelMetadata) -> dict[str, np.ndarray]:
+    """Check ``inputs`` against a column-based signature column by column: each declared
+    column's values (1-D, converted to the column's own type), in signature order. The
+    inputs are one tensor per column, by name, or a single 2-D tensor whose columns are
+    named by its ``columns`` parameter (Seldon's ``names``), else in signature order."""
+    specs = {s.name: s for s in metadata.inputs}
+    n = len(metadata.columns)
+    if len(inputs) == 1 and inputs[0].name not in specs:
+        (tensor,) = inputs
+        data = tensor.data.reshape(1, n) if tensor.data.ndim == 1 and tensor.data.shape[0] == n else tensor.data
+        if data.ndim != 2 or data.shape[1] != n:
+            raise InvalidParameter(
+                f"Input '{tensor.name}' has shape {list(tensor.data.shape)}; the model takes [rows, {n}] "
+                f"(columns {', '.join(metadata.columns)}) or one input per column."
+            )
+        names = (tensor.parameters or {}).get("columns") or metadata.columns
+        inputs = [Tensor(str(name), data[:, i], tensor.datatype) for i, name in enumerate(names)]
     given = {t.name: t for t in inputs}
     unknown = [name for name in given if name not in specs]
     if unknown:
@@ -111,21 +161,15 @@ def _columns(inputs: list[Tensor], metadata: ModelMetadata) -> np.ndarray:
     if missing:
         raise InvalidParameter(f"Missing input {missing[0]!r}: the model needs {', '.join(metadata.columns)}.")
     rows = None
-    columns = []
+    columns = {}
     for name in metadata.columns:
-        tensor = given[name]
-        data = _converted(tensor, specs[name].datatype, f"Input '{name}'").reshape(-1)
+        data = _converted(given[name], specs[name].datatype, f"Input '{name}'").reshape(-1)
         if rows is None:
             rows = data.shape[0]
         elif data.shape[0] != rows:
             raise InvalidParameter(f"Input '{name}' has {data.shape[0]} rows where the others have {rows}.")
-        columns.append(data)
-    if all(c.dtype == columns[0].dtype for c in columns):
-        return np.stack(columns, axis=1)
-    frame = np.empty((rows or 0, len(columns)), dtype=object)
-    for i, column in enumerate(columns):
-        frame[:, i] = column
-    return frame
+        columns[name] = data
+    return columns
 
 
 def _tensors(inputs: list[Tensor], metadata: ModelMetadata) -> list[Tensor]:

@@ -108,3 +108,5 @@ class ModelMetadata:
     outputs: tuple[TensorSpec, ...] = ()
     # For a column-based signature: the feature columns in order (one 2-D input may carry them).
     columns: tuple[str, ...] = ()
+    # The V2 metadata's free-form ``parameters`` (e.g. which path answers, with --compile).
+    parameters: dict[str, Any] | None = None

@@ -70,7 +70,14 @@ def _from_json_data(data: Any, dtype: np.dtype, datatype: str, shape: tuple[int,
             if array.dtype != np.bool_:
                 raise ValueError("BOOL elements must be true or false")
         else:
+            # numpy would read "1.5" as 1.5, null as NaN, true as 1 and 1.5 as the INT64 1:
+            # only JSON numbers are numbers, and only whole ones are integers
+            found = np.asarray(data)
+            if found.dtype.kind not in "iuf":
+                raise ValueError(f"{datatype} elements must be numbers")
             array = np.asarray(data, dtype=dtype)
+            if array.dtype.kind in "iu" and found.dtype.kind == "f" and not np.array_equal(array, found):
+                raise ValueError(f"{datatype} elements must be whole numbers")
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidParameter(f"{where}: its data cannot be read as {datatype} ({exc}).") from None
     if array.size != _count(shape):
@@ -140,6 +147,8 @@ def decode_request(body: bytes, header_length: int | None) -> InferenceRequest:
     for i, out in enumerate(raw.get("outputs") or []):
         if not isinstance(out, dict) or not isinstance(out.get("name"), str):
             raise InvalidParameter(f"outputs[{i}] needs a 'name'.")
+        if not isinstance(out.get("parameters") or {}, dict):
+            raise InvalidParameter(f"outputs[{i}]: 'parameters' must be an object.")
         outputs.append(RequestedOutput(out["name"], out.get("parameters")))
     request_id = raw.get("id")
     if request_id is not None and not isinstance(request_id, str):

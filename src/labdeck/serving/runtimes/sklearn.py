@@ -4,6 +4,7 @@ per the flavor's ``serialization_format``) or as Seldon lays them out (``model.j
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ class SklearnRuntime(TabularRuntime):
 
     async def load(self) -> None:
         self.model = _load(self.model_dir, (self.mlmodel.get("flavors") or {}).get("sklearn"))
+        self.estimator = self.model
+        quiet_about_feature_names(self.model)
         self.methods = {
             m: getattr(self.model, m)
             for m in ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
@@ -42,11 +45,24 @@ def _load(model_dir: Path, flavor: dict[str, Any] | None) -> Any:
                 return joblib.load(path)
         raise InvalidParameter(f"No scikit-learn model file in {model_dir} (looked for {', '.join(SELDON_FILES)}).")
     path = model_dir / flavor.get("pickled_model", "model.pkl")
-    fmt = flavor.get("serialization_format", "cloudpickle")
+    return load_serialized(path, flavor.get("serialization_format", "cloudpickle"), flavor.get("skops_trusted_types"))
+
+
+def quiet_about_feature_names(model: Any) -> None:
+    """A model fitted on a DataFrame warns, on every prediction from an array, that X has no
+    feature names: the runtimes hand it arrays whose columns are in the signature's order,
+    so the warning would only fill the server's log, one per request."""
+    if hasattr(model, "feature_names_in_"):
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+
+def load_serialized(path: Path, fmt: str, skops_trusted_types: list[str] | None = None) -> Any:
+    """An estimator as MLflow's sklearn flavor writes it (also what the lightgbm and other
+    flavors use for their scikit-learn API models): skops, cloudpickle or pickle."""
     if fmt == "skops":
         import skops.io
 
-        trusted = flavor.get("skops_trusted_types") or skops.io.get_untrusted_types(file=path)
+        trusted = skops_trusted_types or skops.io.get_untrusted_types(file=path)
         return skops.io.load(path, trusted=trusted)
     with open(path, "rb") as f:
         if fmt == "cloudpickle":

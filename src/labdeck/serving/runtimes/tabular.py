@@ -18,6 +18,9 @@ from labdeck.serving.types import ModelMetadata, Tensor
 
 class TabularRuntime(Runtime):
     methods: dict[str, Callable[[np.ndarray], Any]]
+    # The framework's model object behind ``methods`` (an estimator or a Booster), set by
+    # ``load``: what ``--compile`` converts.
+    estimator: Any = None
     _meta: ModelMetadata | None = None
 
     def _metadata_cached(self) -> ModelMetadata:

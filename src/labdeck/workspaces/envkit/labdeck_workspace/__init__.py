@@ -1,0 +1,1 @@
+"""What a labdeck workspace adds to its environment; it imports nothing of labdeck's."""

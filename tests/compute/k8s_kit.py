@@ -1,0 +1,428 @@
+"""What the Kubernetes tests share: checking rendered objects (the Kubernetes schema in
+strict mode through ``kubernetes-validate``, plus the rules a schema cannot state), and a
+fake Kubernetes API server.
+
+The fake API server is a real HTTP server on 127.0.0.1 standing in for a cluster (there is
+none on this machine). It records every request (method, path, query, content type,
+body), stores what server-side apply PATCHes send and echoes it back (bumping
+``metadata.generation`` when the spec changes, as the API server does), answers GETs and
+label-selected lists, and DELETEs. A Deployment's status and the pods are whatever the test
+sets; in ``auto`` mode it plays the Deployment controller too: every applied Deployment
+gets ready pods and a finished rollout.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import kubernetes_validate
+import yaml
+
+# the oldest Kubernetes still commonly run, and a recent one
+K8S_VERSIONS = ("1.29", "1.34")
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+# ---------------------------------------------------------------------- checking objects
+
+
+def _check_label_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    assert len(name) <= 63 and LABEL_NAME.match(name), f"label key {key!r}"
+    assert not prefix or (len(prefix) <= 253 and DNS_SUBDOMAIN.match(prefix)), f"label key prefix {key!r}"
+
+
+def _check_labels(labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        _check_label_key(key)
+        assert isinstance(value, str) and len(value) <= 63, f"label {key}={value!r}"
+        assert value == "" or LABEL_NAME.match(value), f"label {key}={value!r}"
+
+
+def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every object validates against the Kubernetes schema (strict: no unknown fields)
+    and the rules between objects hold; the objects by kind and name."""
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["name"] not in by_kind.get(obj["kind"], {}), f"two {obj['kind']}s named {meta['name']}"
+        by_kind.setdefault(obj["kind"], {})[meta["name"]] = obj
+        assert len(meta["name"]) <= 63 and DNS_1035.match(meta["name"]), meta["name"]
+        assert DNS_1035.match(meta["namespace"]), meta["namespace"]
+        _check_labels(meta.get("labels") or {})
+        for key in meta.get("annotations") or {}:
+            _check_label_key(key)
+        if obj["kind"] == "VirtualService":
+            continue  # a CRD: checked below, against the Services
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+    deployments = by_kind.get("Deployment", {})
+    for name, d in deployments.items():
+        template = d["spec"]["template"]
+        _check_labels(template["metadata"]["labels"])
+        selected = d["spec"]["selector"]["matchLabels"]
+        assert selected.items() <= template["metadata"]["labels"].items(), f"{name}: the selector misses its pods"
+        (container,) = template["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert all(len(p) <= 15 for p in ports), ports
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["port"] in ports, f"{name}: {probe} on an unknown port"
+        volumes = {v["name"] for v in template["spec"]["volumes"]}
+        assert {m["name"] for m in container["volumeMounts"]} <= volumes
+        assert not any("{" in a for a in container["args"]), f"{name}: a placeholder was left: {container['args']}"
+        for other_name, other in deployments.items():
+            if other_name != name:  # no Deployment may adopt another's pods
+                assert not selected.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+
+    for name, s in by_kind.get("Service", {}).items():
+        matching = [
+            d for d in deployments.values() if s["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(matching) == 1, f"Service {name} selects the pods of {len(matching)} Deployments"
+        (container,) = matching[0]["spec"]["template"]["spec"]["containers"]
+        named = {p["name"] for p in container["ports"]}
+        for port in s["spec"]["ports"]:
+            assert port["targetPort"] in named, f"Service {name}: targetPort {port['targetPort']} is no container port"
+
+    for name, h in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        target = h["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments, f"HPA {name} scales nothing"
+        scaled = deployments[target["name"]]
+        assert "replicas" not in scaled["spec"], "with an HPA, the Deployment must leave the replica count to it"
+        (container,) = scaled["spec"]["template"]["spec"]["containers"]
+        assert container["resources"]["requests"]["cpu"], "CPU utilization needs a CPU request"
+        assert 1 <= h["spec"]["minReplicas"] <= h["spec"]["maxReplicas"]
+
+    for vs in by_kind.get("VirtualService", {}).values():
+        check_virtual_service(vs, list(by_kind.get("Service", {}).values()))
+    return by_kind
+
+
+@dataclass
+class Routing:
+    prefixes: list[str]
+    weights: dict[str, int]  # Service name -> percent
+    mirrors: list[str]  # Service names
+
+
+def check_virtual_service(vs: dict[str, Any], services: list[dict[str, Any]]) -> Routing:
+    """The structure Istio's networking.istio.io/v1beta1 VirtualService allows (the fields
+    used here), weights summing to 100, and every destination a rendered Service's port."""
+    assert vs["apiVersion"] == "networking.istio.io/v1beta1" and vs["kind"] == "VirtualService"
+    assert set(vs) == {"apiVersion", "kind", "metadata", "spec"}
+    spec = vs["spec"]
+    assert set(spec) <= {"hosts", "gateways", "http"}
+    assert spec["hosts"] and all(isinstance(h, str) for h in spec["hosts"])
+    for gateway in spec["gateways"]:
+        namespace, _, name = gateway.rpartition("/")
+        assert DNS_1035.match(name) and (not namespace or DNS_1035.match(namespace)), gateway
+    ports = {
+        f"{s['metadata']['name']}.{s['metadata']['namespace']}.svc.cluster.local": (s["metadata"]["name"], {p["port"] for p in s["spec"]["ports"]})
+        for s in services
+    }
+
+    def service_of(destination: dict[str, Any]) -> str:
+        assert set(destination) <= {"host", "port", "subset"}
+        assert destination["host"] in ports, f"{destination['host']} is no rendered Service"
+        name, numbers = ports[destination["host"]]
+        assert destination["port"]["number"] in numbers, f"{destination} is no port of Service {name}"
+        return name
+
+    (route,) = spec["http"]
+    assert set(route) <= {"name", "match", "rewrite", "route", "mirror", "mirrorPercentage", "mirrors"}
+    prefixes = []
+    for match in route["match"]:
+        assert set(match) == {"uri"} and set(match["uri"]) == {"prefix"}
+        prefix = match["uri"]["prefix"]
+        assert prefix.startswith("/") and prefix.endswith("/")
+        prefixes.append(prefix)
+    assert route["rewrite"] == {"uri": "/"}
+    weights: dict[str, int] = {}
+    for destination in route["route"]:
+        assert set(destination) <= {"destination", "weight", "headers"}
+        assert isinstance(destination["weight"], int) and 0 <= destination["weight"] <= 100
+        weights[service_of(destination["destination"])] = destination["weight"]
+    assert sum(weights.values()) == 100, f"weights sum to {sum(weights.values())}"
+    mirrors = []
+    if "mirror" in route:
+        mirrors.append(service_of(route["mirror"]))
+        assert 0 < route["mirrorPercentage"]["value"] <= 100
+    for mirror in route.get("mirrors", []):
+        mirrors.append(service_of(mirror["destination"]))
+        assert 0 < mirror["percentage"]["value"] <= 100
+    assert not set(mirrors) & set(weights), "a shadow must not also take traffic"
+    return Routing(prefixes, weights, mirrors)
+
+
+def parse_yaml(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+# ---------------------------------------------------------------------- the fake API server
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str | None
+    body: Any  # parsed (YAML/JSON), or None
+
+
+RESOURCE = re.compile(
+    r"^/apis?/(?:(?P<group>[a-z0-9.]+)/)?(?P<version>v\d[a-z0-9]*)/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$"
+)
+KINDS = {
+    "deployments": ("apps/v1", "Deployment"),
+    "services": ("v1", "Service"),
+    "horizontalpodautoscalers": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    "pods": ("v1", "Pod"),
+}
+
+
+def _selects(selector: str | None, labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    for term in selector.split(","):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class FakeKube:
+    """A stand-in for the Kubernetes API server on 127.0.0.1 (see the module's docstring)."""
+
+    def __init__(self, *, auto: bool = False):
+        self.auto = auto
+        self.requests: list[Request] = []
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name) -> object
+        self.status: dict[str, dict[str, Any]] = {}  # Deployment name -> its status
+        self.pods: list[dict[str, Any]] = []
+        self.logs: dict[str, str] = {}  # pod name -> its output
+        self.refuse: dict[tuple[str, str], tuple[int, str]] = {}  # (plural, name) -> (code, message)
+        self._lock = threading.Lock()
+        kube = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                request = Request(
+                    self.command,
+                    url.path,
+                    {k: v[-1] for k, v in parse_qs(url.query).items()},
+                    self.headers.get("Content-Type"),
+                    yaml.safe_load(raw) if raw else None,
+                )
+                with kube._lock:
+                    kube.requests.append(request)
+                    code, body, content_type = kube._handle(request)
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def kubeconfig(self, folder: Path, namespace: str = "default") -> Path:
+        """A kubeconfig naming this server (plain HTTP, no credentials)."""
+        path = folder / "kubeconfig.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "nobody", "user": {}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "nobody", "namespace": namespace}}],
+                    "current-context": "fake",
+                }
+            )
+        )
+        return path
+
+    # ------------------------------------------------------------------ what tests look at
+
+    def made(self, method: str | None = None) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if method is None or r.method == method]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self.objects.get((plural, namespace, name)))
+
+    def put(self, plural: str, obj: dict[str, Any]) -> None:
+        """Store an object as if someone else had created it."""
+        with self._lock:
+            meta = obj["metadata"]
+            self.objects[(plural, meta["namespace"], meta["name"])] = copy.deepcopy(obj)
+
+    # ------------------------------------------------------------------ answering
+
+    @staticmethod
+    def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any], str]:
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
+        return code, body, "application/json"
+
+    def _handle(self, r: Request) -> tuple[int, Any, str]:
+        match = RESOURCE.match(r.path)
+        if match is None or match["plural"] not in KINDS:
+            return self._status(404, "NotFound", f"the server could not find the requested resource {r.path}")
+        plural, ns, name, sub = match["plural"], match["ns"], match["name"], match["sub"]
+        api_version, kind = KINDS[plural]
+        key = (plural, ns, name or "")
+        if r.method == "PATCH":
+            if r.content_type != "application/apply-patch+yaml" or "fieldManager" not in r.query:
+                return self._status(415 if r.content_type != "application/apply-patch+yaml" else 422, "Invalid", "only server-side apply here")
+            if (plural, name) in self.refuse:
+                code, message = self.refuse[(plural, name)]
+                return self._status(code, "Invalid", message)
+            return 200, self._apply(plural, key, r.body), "application/json"
+        if r.method == "DELETE":
+            if key not in self.objects:
+                return self._status(404, "NotFound", f'{plural} "{name}" not found')
+            del self.objects[key]
+            if plural == "deployments":
+                self.pods = [p for p in self.pods if p["metadata"].get("ownerName") != name]
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural}}, "application/json"
+        if r.method != "GET":
+            return self._status(405, "MethodNotAllowed", r.method)
+        if plural == "pods" and sub == "log":
+            if name not in self.logs:
+                return self._status(400, "BadRequest", f'container "model" in pod "{name}" is waiting to start: ContainerCreating')
+            lines = self.logs[name].splitlines()
+            tail = int(r.query.get("tailLines", len(lines)))
+            return 200, "".join(line + "\n" for line in lines[-tail:]), "text/plain"
+        if name is None:
+            if plural == "pods":
+                items = self.pods
+            else:
+                items = [o for (p, n, _), o in self.objects.items() if p == plural and n == ns]
+            items = [self._with_status(plural, o) for o in items if _selects(r.query.get("labelSelector"), o["metadata"].get("labels") or {})]
+            return 200, {"kind": f"{kind}List", "apiVersion": api_version, "metadata": {"resourceVersion": "7"}, "items": items}, "application/json"
+        if key not in self.objects:
+            return self._status(404, "NotFound", f'{plural} "{name}" not found')
+        return 200, self._with_status(plural, self.objects[key]), "application/json"
+
+    def _with_status(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(obj)
+        if plural == "deployments":
+            out["status"] = copy.deepcopy(self.status.get(obj["metadata"]["name"], {}))
+        return out
+
+    def _apply(self, plural: str, key: tuple[str, str, str], body: dict[str, Any]) -> dict[str, Any]:
+        before = self.objects.get(key)
+        stored = copy.deepcopy(body)
+        generation = 1
+        if before is not None:
+            generation = before["metadata"]["generation"] + (before.get("spec") != body.get("spec"))
+        stored["metadata"]["generation"] = generation
+        stored["metadata"]["uid"] = (before or {}).get("metadata", {}).get("uid") or f"uid-{len(self.objects) + 1}"
+        self.objects[key] = stored
+        if plural == "deployments" and self.auto:
+            self._roll_out(stored)
+        return self._with_status(plural, stored)
+
+    def _roll_out(self, deployment: dict[str, Any]) -> None:
+        """What the Deployment controller and the kubelet would do, instantly: pods of the
+        new template, ready, with IPs; the rollout complete."""
+        name = deployment["metadata"]["name"]
+        count = deployment["spec"].get("replicas", 1)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        self.pods = [p for p in self.pods if p["metadata"].get("ownerName") != name]
+        for i in range(count):
+            self.pods.append(pod(f"{name}-{labels['labdeck/revision'][:6]}-{i}", labels, ip=f"10.0.{len(self.pods) % 250}.{i + 1}", owner=name))
+        self.status[name] = {
+            "observedGeneration": deployment["metadata"]["generation"],
+            "replicas": count,
+            "updatedReplicas": count,
+            "readyReplicas": count,
+            "availableReplicas": count,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+            ],
+        }
+
+
+def pod(
+    name: str,
+    labels: dict[str, str],
+    *,
+    ip: str | None = "10.1.2.3",
+    ready: bool = True,
+    owner: str | None = None,
+    waiting: dict[str, str] | None = None,
+    last_terminated: dict[str, Any] | None = None,
+    restarts: int = 0,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    """A Pod as the API server shows it."""
+    state: dict[str, Any] = {"waiting": waiting} if waiting else {"running": {"startedAt": "2026-01-02T03:04:05Z"}}
+    container = {
+        "name": "model",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": state,
+        "lastState": {"terminated": last_terminated} if last_terminated else {},
+        "image": "ghcr.io/labdeck/labdeck:test",
+    }
+    meta: dict[str, Any] = {"name": name, "namespace": "ml", "labels": dict(labels), "creationTimestamp": "2026-01-02T03:04:00Z"}
+    if owner:
+        meta["ownerName"] = owner  # (not a Kubernetes field: lets the fake find a Deployment's pods)
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-02T03:10:00Z"
+    status: dict[str, Any] = {
+        "phase": "Running" if ready or waiting is None else "Pending",
+        "startTime": "2026-01-02T03:04:05Z",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "True" if ready else "False"},
+        ],
+        "containerStatuses": [container],
+    }
+    if ip:
+        status["podIP"] = ip
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": status}
+
+
+def names_of(objects: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(o["kind"], o["metadata"]["name"]) for o in objects]
