@@ -30,6 +30,7 @@ from tests.deployments.deploy_kit import (
     v2_body,
     wait_until,
 )
+from tests.serving.serve_kit import triton_http
 
 # The seed's SeldonDeployment, verbatim but for the model's location.
 SEED_SELDON_DEPLOYMENT = """\
@@ -99,8 +100,7 @@ def test_a_canary_gets_its_share_of_1000_requests(clean_lab: Lab, models: Models
     assert within_4_sigma(by_header["candidate"], 1000, 0.2), by_header
 
     # Triton's own client, through the gateway's prefix, in binary mode
-    client = triton.InferenceServerClient(clean_lab.url.removeprefix("http://") + "/deployments/canary")
-    try:
+    with triton_http(clean_lab.url + "/deployments/canary") as client:
         assert client.is_server_ready()
         assert client.is_model_ready("canary")
         by_answer = {0: 0, 1: 0}
@@ -111,8 +111,6 @@ def test_a_canary_gets_its_share_of_1000_requests(clean_lab: Lab, models: Models
             result = client.infer("canary", [given], outputs=[triton.InferRequestedOutput("predict", binary_data=True)])
             assert result.get_response()["model_name"] == "canary"
             by_answer[int(result.as_numpy("predict")[0])] += 1
-    finally:
-        client.close()
     note("canary 80/20 over 100 requests (tritonclient): main %d, candidate %d", by_answer[0], by_answer[1])
     assert by_answer[0] + by_answer[1] == 100
     assert within_4_sigma(by_answer[1], 100, 0.2), by_answer

@@ -17,12 +17,15 @@ prediction until the test releases it (see ``Hold``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,22 @@ _PRIVATE_ENV = (
     "AWS_ENDPOINT_URL",
     "PROMETHEUS_MULTIPROC_DIR",
 )
+
+
+@contextlib.contextmanager
+def triton_http(url: str) -> Iterator[Any]:
+    """A ``tritonclient.http`` client, closed and collected on this thread: its destructor
+    closes it again, and when the garbage collector runs that in another thread (a server's),
+    gevent raises there."""
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url.removeprefix("http://"))
+    try:
+        yield client
+    finally:
+        client.close()
+        del client
+        gc.collect()
 
 
 def serve_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.serving.models_kit import IRIS_ROWS, Models, Server, Servers, expected
+from tests.serving.serve_kit import triton_http
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,8 @@ def iris(servers: Servers) -> Server:
 
 @pytest.fixture(scope="module")
 def client(iris: Server) -> Any:
-    c = triton.InferenceServerClient(iris.url.removeprefix("http://"))
-    yield c
-    c.close()
+    with triton_http(iris.url) as c:
+        yield c
 
 
 def tensor(array: np.ndarray, datatype: str, *, binary: bool, name: str = "x") -> Any:
@@ -164,12 +164,9 @@ def test_one_input_per_column_as_the_metadata_lists_them(client: Any, trained: M
 def test_text_outputs(binary: bool, servers: Servers, trained: Models) -> None:
     """The forest's species names come back as BYTES, in JSON and in binary."""
     forest = servers.get("rf_seldon")
-    c = triton.InferenceServerClient(forest.url.removeprefix("http://"))
-    try:
+    with triton_http(forest.url) as c:
         outputs = [triton.InferRequestedOutput("predict", binary_data=binary)]
         result = c.infer("rf_seldon", [tensor(trained.X, "FP64", binary=binary)], outputs=outputs)
-    finally:
-        c.close()
     assert result.get_response()["outputs"][0]["datatype"] == "BYTES"
     want = [str(s) for s in expected(trained["rf_seldon"], trained.X)]
     # tritonclient hands JSON strings back as str and binary ones as bytes
