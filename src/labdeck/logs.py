@@ -11,8 +11,6 @@ from typing import Any
 
 import orjson
 
-from labdeck.config import LoggingSettings
-
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
@@ -46,15 +44,16 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(settings: LoggingSettings) -> None:
+def configure(level: str, fmt: str = "text", access_log: bool = False) -> None:
+    """Plain values, not the settings tree: model servers log too, without loading it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.level)
+    root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    logging.getLogger("uvicorn.access").disabled = not settings.access_log
-    logging.getLogger("alembic").setLevel(logging.WARNING if settings.level != "DEBUG" else logging.DEBUG)
+    logging.getLogger("uvicorn.access").disabled = not access_log
+    logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)

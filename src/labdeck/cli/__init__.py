@@ -1,35 +1,54 @@
-"""The ``labdeck`` command: one click group; each subcommand lives in its own module."""
+"""The ``labdeck`` command: one click group; each subcommand lives in its own module.
+
+Subcommands are imported when they run, not before: ``labdeck serve`` runs in every model
+server process, and must not carry the server's web framework, database layer and
+identity code in its memory.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 import click
 
 from labdeck import __version__
-from labdeck.cli.config_cmd import config
-from labdeck.cli.deploy_cmd import deploy, deployments
-from labdeck.cli.identity_cmd import grant, login, revoke, teams, tokens, users
-from labdeck.cli.k8s_cmd import k8s
-from labdeck.cli.models_cmd import models
-from labdeck.cli.serve_cmd import serve
-from labdeck.cli.server_cmd import server, up
+
+# name -> "module:attribute", in the order `labdeck --help` lists them
+COMMANDS = {
+    "up": "labdeck.cli.server_cmd:up",
+    "server": "labdeck.cli.server_cmd:server",
+    "config": "labdeck.cli.config_cmd:config",
+    "models": "labdeck.cli.models_cmd:models",
+    "serve": "labdeck.cli.serve_cmd:serve",
+    "deploy": "labdeck.cli.deploy_cmd:deploy",
+    "deployments": "labdeck.cli.deploy_cmd:deployments",
+    "k8s": "labdeck.cli.k8s_cmd:k8s",
+    "users": "labdeck.cli.identity_cmd:users",
+    "teams": "labdeck.cli.identity_cmd:teams",
+    "tokens": "labdeck.cli.identity_cmd:tokens",
+    "grant": "labdeck.cli.identity_cmd:grant",
+    "revoke": "labdeck.cli.identity_cmd:revoke",
+    "login": "labdeck.cli.identity_cmd:login",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> Any:
+        where = COMMANDS.get(name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="labdeck")
 def cli() -> None:
     """labdeck: workspaces, experiment tracking, a model registry and model deployments for a team."""
-
-
-cli.add_command(up)
-cli.add_command(server)
-cli.add_command(config)
-cli.add_command(models)
-cli.add_command(serve)
-cli.add_command(deploy)
-cli.add_command(deployments)
-cli.add_command(k8s)
-for command in (users, teams, tokens, grant, revoke, login):
-    cli.add_command(command)
 
 
 def main() -> None:

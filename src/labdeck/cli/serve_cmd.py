@@ -37,12 +37,8 @@ import click
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(model_uri: str, grpc_port: int, parameters: str | None, log_level: str, **flags: object) -> None:
     """Serve MODEL_URI (models:/name@alias, runs:/id/path, s3://..., a folder, http(s)://...)."""
-    try:
-        from labdeck.serving.server import ServeOptions, serve as run
-    except ImportError as exc:
-        raise click.ClickException(f"serving needs the serving extra: pip install 'labdeck[serving]' ({exc.name} is missing)") from None
-    from labdeck.config import LoggingSettings
     from labdeck.logs import configure
+    from labdeck.serving.server import ServeOptions, serve as run
 
     try:
         params = json.loads(parameters) if parameters else {}
@@ -50,7 +46,7 @@ def serve(model_uri: str, grpc_port: int, parameters: str | None, log_level: str
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--parameters") from None
     if not isinstance(params, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--parameters")
-    configure(LoggingSettings(level=log_level.upper()))
+    configure(log_level.upper())
     if log_level != "debug":  # not a line per file downloaded while fetching the model
         logging.getLogger("httpx").setLevel(logging.WARNING)
     options = ServeOptions(uri=model_uri, grpc_port=None if grpc_port < 0 else grpc_port, parameters=params, **flags)  # type: ignore[arg-type]

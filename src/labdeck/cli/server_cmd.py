@@ -60,7 +60,7 @@ def refuse_open_single_user(settings: Settings) -> None:
 
 def run(settings: Settings, banner: bool) -> None:
     refuse_open_single_user(settings)
-    configure(settings.logging)
+    configure(settings.logging.level, settings.logging.format, settings.logging.access_log)
     sock = bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"

@@ -156,6 +156,7 @@ class Worker:
             self.app,
             loop="none",
             http="httptools",
+            ws="none",  # no WebSocket endpoints: nothing to import for them
             lifespan="off",
             log_config=None,
             access_log=False,
