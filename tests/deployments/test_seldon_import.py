@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from labdeck.deployments import seldon
 from labdeck.deployments.service import parse_document
 from labdeck.deployments.spec import json_schema
 from labdeck.errors import InvalidParameter

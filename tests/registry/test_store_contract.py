@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from labdeck.db import Database
 from labdeck.errors import AlreadyExists, InvalidParameter, NotFound
 from labdeck.registry import tables as t
-from labdeck.registry.entities import HistoryEvent, Stage
+from labdeck.registry.entities import HistoryEvent
 from labdeck.registry.service import RegistryService
 from labdeck.registry.store import SqlRegistryStore
 from labdeck.tracking.logged_models import SqlLoggedModelStore

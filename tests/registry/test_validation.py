@@ -33,7 +33,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.mlflow_errors import check_error_shape, every_response_checked, expect_error  # noqa: F401
 

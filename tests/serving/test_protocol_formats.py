@@ -74,7 +74,7 @@ def test_classifier_labels_are_species_names(trained: Models, servers: Servers) 
     """The Seldon-layout forest predicts strings: V2 carries them as BYTES."""
     server = servers.get("rf_seldon")
     with server.http() as http:
-        answer = http.post(f"/v2/models/rf_seldon/infer", json={"inputs": [v2_json(trained.X[[0, 60, 120]])]})
+        answer = http.post("/v2/models/rf_seldon/infer", json={"inputs": [v2_json(trained.X[[0, 60, 120]])]})
     assert answer.status_code == 200, answer.text
     (out,) = answer.json()["outputs"]
     assert out["datatype"] == "BYTES"

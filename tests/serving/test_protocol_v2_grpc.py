@@ -29,7 +29,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
 import labdeck
-from tests.serving.models_kit import IRIS_ROWS, MAX_BODY_MB, Models, Server, Servers, expected
+from tests.serving.models_kit import IRIS_ROWS, MAX_BODY_MB, Models, Servers, expected
 
 SRC = Path(labdeck.__file__).resolve().parent.parent
 PROTO = "labdeck/serving/proto/inference.proto"

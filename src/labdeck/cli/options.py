@@ -12,26 +12,39 @@ from pydantic import ValidationError
 from labdeck.config import Settings
 
 
-def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --data-dir, --host, --port, --database-url, --artifacts-uri, --log-level."""
-    options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML settings file."),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data folder [default: ~/.labdeck]."),
-        click.option("--host", help="Address to listen on [default: 127.0.0.1]."),
-        click.option("--port", type=int, help="Port to listen on; 0 picks a free one [default: 8080]."),
-        click.option("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the data folder]."),
-        click.option("--artifacts-uri", help="Folder or s3://bucket/prefix for artifacts [default: <data-dir>/artifacts]."),
-        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
-        click.option(
-            "--auth",
-            "auth_mode",
-            type=click.Choice(["none", "password", "oidc"]),
-            help="none: single user, loopback only [default]; password: local accounts; oidc: single sign-on.",
-        ),
-    ]
+_WHERE = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML settings file."),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data folder [default: ~/.labdeck]."),
+]
+_SERVER = [
+    click.option("--host", help="Address to listen on [default: 127.0.0.1]."),
+    click.option("--port", type=int, help="Port to listen on; 0 picks a free one [default: 8080]."),
+    click.option("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in the data folder]."),
+    click.option("--artifacts-uri", help="Folder or s3://bucket/prefix for artifacts [default: <data-dir>/artifacts]."),
+    click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)),
+    click.option(
+        "--auth",
+        "auth_mode",
+        type=click.Choice(["none", "password", "oidc"]),
+        help="none: single user, loopback only [default]; password: local accounts; oidc: single sign-on.",
+    ),
+]
+
+
+def _apply(options: list[Callable[..., Any]], fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --data-dir, --host, --port, --database-url, --artifacts-uri, --log-level, --auth."""
+    return _apply(_WHERE + _SERVER, fn)
+
+
+def where_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --data-dir: for commands that work on this machine's installation."""
+    return _apply(_WHERE, fn)
 
 
 def load_settings(

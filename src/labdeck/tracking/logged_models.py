@@ -16,7 +16,7 @@ from sqlalchemy.sql import ColumnElement
 
 from labdeck.clock import now_ms
 from labdeck.db import Database
-from labdeck.db.sql import in_chunks, insert_ignore, upsert
+from labdeck.db.sql import in_chunks, upsert
 from labdeck.errors import InvalidParameter, NotFound
 from labdeck.search import grammar
 from labdeck.search.paging import make_token, read_token
