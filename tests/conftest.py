@@ -191,8 +191,6 @@ def mlflow_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[RunningServer], Any]
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
         mlflow.set_tracking_uri(server.url)
-        # mlflow remembers the active experiment across servers; each server has Default (0)
-        mlflow.set_experiment(experiment_id="0")
         return mlflow.MlflowClient(server.url)
 
     return point

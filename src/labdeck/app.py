@@ -2,11 +2,12 @@
 
 It assembles; it does not decide. ``AuthMiddleware`` resolves who is asking for every
 request; then MLflow-compatible endpoints go to the shared ``RpcRouter`` (plain ASGI,
-dictionary dispatch: the hot path), predictions for deployments to the ``Gateway``, and
-everything else to the Starlette/FastAPI app. Every route declares what it needs
+dictionary dispatch: the hot path), predictions for deployments to the ``Gateway``,
+``/user/...`` (HTTP and WebSocket) to the ``NotebookProxy``, and everything else to the
+Starlette/FastAPI app. Every route declares what it needs
 (``auth.needs``) and the ``Guard`` checks it before the handler runs; a route that declares
 nothing cannot be added. The lifespan is the only place where things start (migrations,
-the database writer, the deployment controller) and stop.
+the database writer, the deployment controller, the workspace hub) and stop.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
 from labdeck.wire import v1
+from labdeck.workspaces.environments import EnvironmentBuilder
+from labdeck.workspaces.hub import WorkspaceHub
+from labdeck.workspaces.proxy import NotebookProxy
 from labdeck.workspaces.routes import WorkspaceRoutes
+from labdeck.workspaces.store import SqlWorkspaceStore
+from labdeck.workspaces.v1 import router as workspaces_v1
 from labdeck.wire.errors import error_headers, http_status, mlflow_body
 from labdeck.wire.mlflow_rpc import RpcRouter
 from labdeck.wire.types import Receive, Scope, Send
@@ -75,6 +81,7 @@ class Platform:
     guard: Guard
     deployments: DeploymentService
     workspace_routes: WorkspaceRoutes
+    workspaces: WorkspaceHub
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -90,14 +97,19 @@ class Platform:
         model_env = {}
         if settings.artifacts.s3_endpoint_url:  # model servers fetch from the same store
             model_env["MLFLOW_S3_ENDPOINT_URL"] = settings.artifacts.s3_endpoint_url
+        backend = compute_backend(settings, db)  # one, shared: it adopts what runs once
         controller = DeploymentController(
             SqlDeploymentStore(db),
             registry,
             artifacts,
-            compute_backend(settings, db),
+            backend,
             cache_dir=settings.data_dir / "cache" / "models",
             image=settings.deployments.kubernetes.image,
             model_env=model_env,
+        )
+        workspace_routes = WorkspaceRoutes()
+        hub = WorkspaceHub(
+            SqlWorkspaceStore(db), backend, auth, workspace_routes, settings, EnvironmentBuilder.from_settings(settings)
         )
         return cls(
             settings=settings,
@@ -108,14 +120,16 @@ class Platform:
             auth=auth,
             guard=Guard(auth, tracking, registry),
             deployments=DeploymentService(controller.store, registry, controller),
-            workspace_routes=WorkspaceRoutes(),
+            workspace_routes=workspace_routes,
+            workspaces=hub,
         )
 
     async def start(self) -> None:
         await to_thread.run_sync(self.db.migrate)
         self.auth.session_key = await to_thread.run_sync(session_key, self.settings)
         self.db.start()
-        await self.deployments.controller.start()
+        await self.deployments.controller.start()  # starts the backend, which adopts what runs
+        await self.workspaces.start()
         _tune_garbage_collector()
         log.info(
             "labdeck ready",
@@ -123,6 +137,7 @@ class Platform:
         )
 
     async def stop(self) -> None:
+        await self.workspaces.stop()  # first: the controller's stop closes the shared backend
         await self.deployments.controller.stop()
         await self.artifacts.close()
         await to_thread.run_sync(self.db.close)
@@ -157,14 +172,15 @@ def _redact(url: str) -> str:
 
 
 class LabdeckApp:
-    """The outermost ASGI callable: lifespan, then who is asking, then MLflow RPC or the
-    web app by path."""
+    """The outermost ASGI callable: lifespan, then who is asking, then MLflow RPC, the
+    gateway, the notebook proxy or the web app by path."""
 
-    def __init__(self, platform: Platform, rpc: RpcRouter, web: Any, gateway: Gateway):
+    def __init__(self, platform: Platform, rpc: RpcRouter, web: Any, gateway: Gateway, notebooks: NotebookProxy):
         self.platform = platform
         self.rpc = rpc
         self.web = web
         self.gateway = gateway
+        self.notebooks = notebooks
         self._authenticated = AuthMiddleware(self._route, platform.auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -178,6 +194,8 @@ class LabdeckApp:
             await self.rpc(scope, receive, send)
         elif scope["type"] == "http" and self.gateway.owns(scope["path"]):
             await self.gateway(scope, receive, send)
+        elif self.notebooks.owns(scope["path"]):  # HTTP and WebSocket
+            await self.notebooks(scope, receive, send)
         else:
             await self.web(scope, receive, send)
 
@@ -194,6 +212,7 @@ class LabdeckApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.gateway.close()
+                await self.notebooks.aclose()
                 await self.platform.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -282,10 +301,12 @@ def create_app(settings: Settings) -> LabdeckApp:
     web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
     web.include_router(auth_v1(platform.auth, guard), prefix=v1.PREFIX)
     web.include_router(deployments_v1(platform.deployments, guard, platform.artifacts), prefix=v1.PREFIX)
+    web.include_router(workspaces_v1(platform.workspaces), prefix=v1.PREFIX)
     gateway = Gateway(
         platform.deployments.controller.routes,
         guard,
         timeout_s=settings.deployments.gateway_timeout_s,
         max_body_bytes=int(settings.deployments.max_body_mb * 1024 * 1024),
     )
-    return LabdeckApp(platform, rpc, web, gateway)
+    notebooks = NotebookProxy(platform.workspace_routes, state_of=platform.workspaces.state_of)
+    return LabdeckApp(platform, rpc, web, gateway, notebooks)

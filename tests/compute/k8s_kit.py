@@ -50,6 +50,12 @@ def _check_labels(labels: dict[str, str]) -> None:
         assert value == "" or LABEL_NAME.match(value), f"label {key}={value!r}"
 
 
+def check_schema(obj: dict[str, Any]) -> None:
+    """One object against the Kubernetes schema of every version tested, in strict mode."""
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
 def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Every object validates against the Kubernetes schema (strict: no unknown fields)
     and the rules between objects hold; the objects by kind and name."""
@@ -65,8 +71,7 @@ def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
             _check_label_key(key)
         if obj["kind"] == "VirtualService":
             continue  # a CRD: checked below, against the Services
-        for version in K8S_VERSIONS:
-            kubernetes_validate.validate(obj, version, strict=True)
+        check_schema(obj)
 
     deployments = by_kind.get("Deployment", {})
     for name, d in deployments.items():
@@ -75,26 +80,35 @@ def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
         selected = d["spec"]["selector"]["matchLabels"]
         assert selected.items() <= template["metadata"]["labels"].items(), f"{name}: the selector misses its pods"
         (container,) = template["spec"]["containers"]
-        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert all(len(p) <= 15 for p in ports), ports
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"]["port"] in ports, f"{name}: {probe} on an unknown port"
-        volumes = {v["name"] for v in template["spec"]["volumes"]}
-        assert {m["name"] for m in container["volumeMounts"]} <= volumes
-        assert not any("{" in a for a in container["args"]), f"{name}: a placeholder was left: {container['args']}"
+            assert probe in container, f"{name}: no {probe}"
+        _check_pod_spec(f"Deployment {name}", template["spec"], by_kind)
         for other_name, other in deployments.items():
             if other_name != name:  # no Deployment may adopt another's pods
                 assert not selected.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+    for name, pod in by_kind.get("Pod", {}).items():
+        _check_pod_spec(f"Pod {name}", pod["spec"], by_kind)
 
+    # what a Service may select: the pods of a Deployment, or a bare Pod
+    pod_sets = [(f"Deployment {n}", d["spec"]["template"]["metadata"]["labels"], d["spec"]["template"]["spec"]) for n, d in deployments.items()]
+    pod_sets += [(f"Pod {n}", p["metadata"].get("labels") or {}, p["spec"]) for n, p in by_kind.get("Pod", {}).items()]
     for name, s in by_kind.get("Service", {}).items():
-        matching = [
-            d for d in deployments.values() if s["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
-        ]
-        assert len(matching) == 1, f"Service {name} selects the pods of {len(matching)} Deployments"
-        (container,) = matching[0]["spec"]["template"]["spec"]["containers"]
-        named = {p["name"] for p in container["ports"]}
+        matching = [(what, spec) for what, labels, spec in pod_sets if s["spec"]["selector"].items() <= labels.items()]
+        assert len(matching) == 1, f"Service {name} selects {len(matching)} workloads: {[what for what, _ in matching]}"
+        what, spec = matching[0]
+        named = {p["name"] for c in spec["containers"] for p in c.get("ports", [])}
         for port in s["spec"]["ports"]:
-            assert port["targetPort"] in named, f"Service {name}: targetPort {port['targetPort']} is no container port"
+            assert port["targetPort"] in named, f"Service {name}: targetPort {port['targetPort']} is no container port of {what}"
+
+    for name, binding in by_kind.get("RoleBinding", {}).items():
+        ref = binding["roleRef"]
+        assert ref["apiGroup"] == "rbac.authorization.k8s.io", f"RoleBinding {name}: roleRef {ref}"
+        if ref["kind"] == "Role":
+            assert ref["name"] in by_kind.get("Role", {}), f"RoleBinding {name} binds Role {ref['name']}, which is not rendered"
+        for subject in binding.get("subjects") or []:
+            if subject["kind"] == "ServiceAccount":
+                assert subject["name"] in by_kind.get("ServiceAccount", {}), f"RoleBinding {name}: no ServiceAccount {subject['name']}"
+                assert subject.get("namespace") == binding["metadata"]["namespace"], f"RoleBinding {name}: {subject}"
 
     for name, h in by_kind.get("HorizontalPodAutoscaler", {}).items():
         target = h["spec"]["scaleTargetRef"]
@@ -108,6 +122,43 @@ def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
     for vs in by_kind.get("VirtualService", {}).values():
         check_virtual_service(vs, list(by_kind.get("Service", {}).values()))
     return by_kind
+
+
+def _check_pod_spec(what: str, spec: dict[str, Any], by_kind: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """What the schema cannot say about a pod: probes on ports it has, mounts of volumes it
+    has, no placeholder left, and every claim, Secret, ConfigMap and ServiceAccount it
+    names among the rendered objects."""
+
+    def rendered(kind: str, name: str) -> None:
+        assert name in by_kind.get(kind, {}), f"{what} uses {kind} {name}, which is not rendered"
+
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for volume in volumes.values():
+        if "persistentVolumeClaim" in volume:
+            rendered("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+        if "configMap" in volume:
+            rendered("ConfigMap", volume["configMap"]["name"])
+        if "secret" in volume:
+            rendered("Secret", volume["secret"]["secretName"])
+    if spec.get("serviceAccountName"):
+        rendered("ServiceAccount", spec["serviceAccountName"])
+    for container in spec["containers"]:
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+        assert all(len(p) <= 15 for p in ports), ports
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in container and "httpGet" in container[probe]:
+                port = container[probe]["httpGet"]["port"]
+                assert port in ports or port in ports.values(), f"{what}: {probe} on an unknown port {port}"
+        assert {m["name"] for m in container.get("volumeMounts", [])} <= volumes.keys(), f"{what}: a mount of no volume"
+        assert not any("{" in a for a in container.get("args", [])), f"{what}: a placeholder was left: {container['args']}"
+        for env in container.get("env", []):
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                continue
+            rendered("Secret", ref["name"])
+            secret = by_kind["Secret"][ref["name"]]
+            keys = {**(secret.get("data") or {}), **(secret.get("stringData") or {})}
+            assert ref.get("optional") or ref["key"] in keys, f"{what}: {env['name']} needs key {ref['key']} of Secret {ref['name']}"
 
 
 @dataclass

@@ -12,7 +12,8 @@ import labdeck.auth.tables
 import labdeck.compute.tables
 import labdeck.deployments.tables
 import labdeck.registry.tables
-import labdeck.tracking.tables  # noqa: F401  (registers every area's tables on the metadata)
+import labdeck.tracking.tables
+import labdeck.workspaces.tables  # noqa: F401  (registers every area's tables on the metadata)
 from labdeck.db import Database
 from labdeck.db.metadata import metadata
 from labdeck.db.migrate import current_revision, head_revision

@@ -7,6 +7,13 @@ session's CSRF token in ``X-CSRF-Token`` (or the ``csrf_token`` form field of th
 forms, checked by those routes); without it the request has no principal and a reason.
 In single-user mode everyone is the local user.
 
+Under ``/user/`` (the notebook proxy, HTTP and WebSocket) a session cookie stands without
+labdeck's CSRF token: JupyterLab's pages send Jupyter's own (``_xsrf``), and Jupyter checks
+it, because the proxy says the request came with a cookie. How the credentials came is
+recorded for that in ``scope["labdeck.credential"]``: ``token`` (Authorization: Bearer or
+Basic) or ``cookie`` (in single-user mode, under ``/user/``: ``token`` only when an
+Authorization header came).
+
 The principal goes in ``scope["labdeck.principal"]``; routes decide what they need.
 """
 
@@ -25,6 +32,8 @@ from labdeck.wire.types import ASGIApp, Receive, Scope, Send
 SESSION_COOKIE = "labdeck_session"
 CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CREDENTIAL = "labdeck.credential"  # "token" | "cookie": how the principal proved who it is
+NOTEBOOK_PREFIX = "/user/"  # the notebook proxy: JupyterLab checks its own XSRF token
 
 
 class AuthMiddleware:
@@ -38,6 +47,8 @@ class AuthMiddleware:
                 await self._resolve(scope)
             else:
                 scope[PRINCIPAL] = self.auth.local_principal()
+                if scope["path"].startswith(NOTEBOOK_PREFIX):
+                    scope[CREDENTIAL] = _unchecked_credential(scope["headers"])
         await self.app(scope, receive, send)
 
     async def _resolve(self, scope: Scope) -> None:
@@ -55,11 +66,18 @@ class AuthMiddleware:
             principal = await self._from_authorization(authorization, client[0] if client else "unknown")
             if principal is None:
                 scope[AUTH_PROBLEM] = None  # wrong credentials: a plain 401
+            scope[CREDENTIAL] = "token"
         elif cookie is not None:
             session = _cookie_value(cookie, SESSION_COOKIE)
             if session:
                 principal = await self.auth.from_session(session)
-                if principal is not None and scope.get("method", "GET") not in SAFE_METHODS and scope["type"] == "http":
+                scope[CREDENTIAL] = "cookie"
+                if (
+                    principal is not None
+                    and scope.get("method", "GET") not in SAFE_METHODS
+                    and scope["type"] == "http"
+                    and not scope["path"].startswith(NOTEBOOK_PREFIX)
+                ):
                     sent = csrf.decode("latin-1") if csrf else ""
                     if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
                         scope[AUTH_PROBLEM] = "Missing or wrong CSRF token (send the X-CSRF-Token header)."
@@ -79,6 +97,13 @@ class AuthMiddleware:
                 return None
             return await self.auth.from_basic(username, password, address)
         return None
+
+
+def _unchecked_credential(headers: list[tuple[bytes, bytes]]) -> str:
+    """Single-user mode checks nothing, but a page on another site can still make the browser
+    send requests here, and only an Authorization header is beyond its reach (without a CORS
+    preflight, which labdeck never approves): without one, JupyterLab keeps its XSRF check."""
+    return "token" if any(name == b"authorization" for name, _ in headers) else "cookie"
 
 
 def _cookie_value(header: bytes, name: str) -> str | None:

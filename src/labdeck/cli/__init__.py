@@ -24,6 +24,7 @@ COMMANDS = {
     "deploy": "labdeck.cli.deploy_cmd:deploy",
     "deployments": "labdeck.cli.deploy_cmd:deployments",
     "k8s": "labdeck.cli.k8s_cmd:k8s",
+    "workspaces": "labdeck.cli.workspaces_cmd:workspaces",
     "envs": "labdeck.cli.envs_cmd:envs",
     "users": "labdeck.cli.identity_cmd:users",
     "teams": "labdeck.cli.identity_cmd:teams",

@@ -6,6 +6,10 @@ with Istio a VirtualService per deployment: exactly what the Kubernetes backend 
 (``kubectl apply -f -`` takes the output). No server, database or cluster is needed: model
 URIs are passed on as written, and ``labdeck serve`` in each pod resolves ``models:/`` and
 ``runs:/`` through ``MLFLOW_TRACKING_URI`` (``--tracking-uri``).
+
+``labdeck k8s render-workspace USER``: the objects of one workspace server (its home's
+PersistentVolumeClaim, Secret, Service, Pod and, for Spark, its ServiceAccount, RBAC,
+ConfigMap and the driver's headless Service), as the hub would apply them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from labdeck.cli.options import load_settings
 
 @click.group()
 def k8s() -> None:
-    """Model deployments on Kubernetes."""
+    """Model deployments and workspaces on Kubernetes."""
 
 
 def _env(values: tuple[str, ...]) -> dict[str, str]:
@@ -96,3 +100,44 @@ def _read(file: str) -> str:
         return Path(file).read_text()
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror}") from None
+
+
+@k8s.command("render-workspace")
+@click.argument("user")
+@click.option("--server", default="", help="A named server of USER [default: USER's default server].")
+@click.option("--env", "env_name", help="Environment of the server [default: workspaces.default_environment].")
+@click.option("--namespace", help="Namespace of the objects [default: workspaces.kubernetes.namespace].")
+@click.option("--tracking-uri", help="labdeck's URL as the pods reach it (sets MLFLOW_TRACKING_URI).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML settings file.")
+def render_workspace(
+    user: str,
+    server: str,
+    env_name: str | None,
+    namespace: str | None,
+    tracking_uri: str | None,
+    config_file: Path | None,
+) -> None:
+    """Print the Kubernetes objects of USER's workspace server as multi-document YAML."""
+    from labdeck.compute.manifests import to_yaml
+    from labdeck.errors import LabdeckError
+    from labdeck.workspaces.environments import find
+    from labdeck.workspaces.manifests import render_workspace as render
+
+    settings = load_settings(config_file)
+    workspaces = settings.workspaces
+    if namespace is not None:
+        kubernetes = workspaces.kubernetes.model_copy(update={"namespace": namespace})
+        workspaces = workspaces.model_copy(update={"kubernetes": kubernetes})
+        settings = settings.model_copy(update={"workspaces": workspaces})
+    try:
+        environment = find(workspaces, env_name or workspaces.default_environment)
+        objects = render(user, server, environment, settings, tracking_uri=tracking_uri)
+    except LabdeckError as error:
+        raise click.ClickException(error.message) from None
+    if not tracking_uri:
+        click.echo(
+            "warning: without --tracking-uri (labdeck's URL as the cluster reaches it), mlflow in "
+            "the notebook writes its runs to files in the home folder, not to labdeck",
+            err=True,
+        )
+    click.echo(to_yaml(objects), nl=False)

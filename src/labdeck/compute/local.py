@@ -1,10 +1,10 @@
 """``LocalProcessBackend``: workloads as processes on this machine (the embedded default).
 
-Each replica is ``<python> -m labdeck <args>`` on free loopback ports, in a session of its
-own so that it outlives a restart of the server, its output appended to
-``<log_dir>/<workload>/<replica>.log``. Every replica is recorded (pid and the pid's start
-time, ports, state), so a restarted server adopts what still runs instead of starting
-duplicates or leaving orphans.
+Each replica is the workload's program (``<python> -m labdeck`` unless it names another)
+with its arguments, on free loopback ports, in a session of its own so that it outlives a
+restart of the server, its output appended to ``<log_dir>/<workload>/<replica>.log``.
+Every replica is recorded (pid and the pid's start time, ports, state), so a restarted
+server adopts what still runs instead of starting duplicates or leaving orphans.
 
 Each ``apply`` observes (reaps exits, probes readiness) and then takes one step:
 
@@ -17,12 +17,14 @@ Each ``apply`` observes (reaps exits, probes readiness) and then takes one step:
   start (the controller rolls back); with none, it is retried with the back-off;
 - a replica being stopped first leaves the pool of ready replicas (``DRAIN_S``, so the
   gateway stops choosing it), then gets SIGTERM (it finishes what it is answering), then
-  SIGKILL after ``STOP_GRACE_S``.
+  SIGKILL after the workload's ``stop_grace_s`` (``STOP_GRACE_S`` by default), and so do
+  the processes it started (they would otherwise outlive it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -99,10 +101,14 @@ class LocalProcessBackend(ComputeBackend):
         self.host = host
         self._tracked: dict[str, _Tracked] = {}
         self._http = httpx.AsyncClient(timeout=PROBE_TIMEOUT_S)
+        self._adopted = False
 
     # ------------------------------------------------------------------ the interface
 
     async def start(self) -> None:
+        if self._adopted:  # one backend serves several controllers: adopt once
+            return
+        self._adopted = True
         for row in await self.store.all():
             process = _Process(row, None)
             if not self._alive(process):
@@ -132,7 +138,7 @@ class LocalProcessBackend(ComputeBackend):
         for process in tracked.processes.values():
             if process.state is not ReplicaState.STOPPING:
                 await self._begin_stop(process, drain=DRAIN_S)
-        deadline = time.monotonic() + DRAIN_S + STOP_GRACE_S + 5
+        deadline = time.monotonic() + DRAIN_S + _grace(tracked) + 5
         while tracked.processes and time.monotonic() < deadline:
             await self._observe(tracked)
             await asyncio.sleep(0.1)
@@ -258,11 +264,12 @@ class LocalProcessBackend(ComputeBackend):
             out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting revision {spec.revision}\n".encode())
             out.flush()
             popen = subprocess.Popen(
-                [self.python, "-m", "labdeck", *args],
+                [*(spec.program or (self.python, "-m", "labdeck")), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **spec.env},
+                env={**os.environ, **spec.env} if spec.inherit_env else dict(spec.env),
+                cwd=spec.workdir,
                 start_new_session=True,  # outlives a restart of this server, and its Ctrl-C
             )
         row = ReplicaRow(
@@ -302,8 +309,11 @@ class LocalProcessBackend(ComputeBackend):
             if process.stop_at is not None and now >= process.stop_at:
                 self._signal(process, signal.SIGTERM)
                 process.term_sent_at = now
-        elif now - process.term_sent_at > STOP_GRACE_S:
+        elif now - process.term_sent_at > _grace(tracked):
+            descendants = _descendants(process.row.pid) if process.row.pid is not None else []
             self._signal(process, signal.SIGKILL)
+            for pid in descendants:
+                _kill(pid)
 
     # ------------------------------------------------------------------ processes
 
@@ -362,6 +372,38 @@ class LocalProcessBackend(ComputeBackend):
 def _least_useful(processes: list[_Process]) -> list[_Process]:
     """Which to stop first: those not ready, then the newest."""
     return sorted(processes, key=lambda p: (p.state is ReplicaState.READY, -p.row.started_at))
+
+
+def _grace(tracked: _Tracked) -> float:
+    """How long SIGTERM may take: the workload's own grace, else the default (also for a
+    workload adopted and not applied since, whose spec is not known yet)."""
+    if tracked.spec is not None and tracked.spec.stop_grace_s is not None:
+        return tracked.spec.stop_grace_s
+    return STOP_GRACE_S
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first found, then theirs), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _with_ports(arg: str, ports: dict[str, int]) -> str:

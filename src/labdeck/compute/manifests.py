@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labdeck.compute.workload import Workload
+from labdeck.compute.workload import Resources, Workload
 
 MANAGED_BY = "labdeck"
 APP_NAME = "labdeck-model"
@@ -74,13 +74,14 @@ def selector(workload_name: str) -> dict[str, str]:
     return {INSTANCE_LABEL: object_name(workload_name)}
 
 
+def managed_labels(app_name: str) -> dict[str, str]:
+    """The labels every object labdeck renders carries: which kind of thing it belongs to
+    (``app.kubernetes.io/name``) and that labdeck manages it."""
+    return {"app.kubernetes.io/name": app_name, MANAGED_BY_LABEL: MANAGED_BY}
+
+
 def _labels(workload: Workload) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": APP_NAME,
-        MANAGED_BY_LABEL: MANAGED_BY,
-        **workload.labels,
-        **selector(workload.name),
-    }
+    return {**managed_labels(APP_NAME), **workload.labels, **selector(workload.name)}
 
 
 def _metadata(workload: Workload, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -111,11 +112,18 @@ def _ports(workload: Workload) -> dict[str, int]:
 
 
 def _resources(workload: Workload) -> dict[str, Any]:
-    r = workload.resources
-    requests = {"cpu": r.cpu_request, "memory": r.memory_request}
+    default_cpu = AUTOSCALED_CPU_REQUEST if _autoscaled(workload) else None
+    return resource_requirements(workload.resources, default_cpu_request=default_cpu)
+
+
+def resource_requirements(
+    r: Resources, *, default_cpu_request: str | None = None
+) -> dict[str, Any]:
+    """A container's ``resources``: the requests and limits given, and nothing for the
+    others (an empty dict when none is given)."""
+    cpu_request = r.cpu_request if r.cpu_request is not None else default_cpu_request
+    requests = {"cpu": cpu_request, "memory": r.memory_request}
     limits = {"cpu": r.cpu_limit, "memory": r.memory_limit}
-    if _autoscaled(workload) and requests["cpu"] is None:
-        requests["cpu"] = AUTOSCALED_CPU_REQUEST
     out = {}
     for key, amounts in (("requests", requests), ("limits", limits)):
         given = {k: v for k, v in amounts.items() if v is not None}
@@ -324,14 +332,30 @@ def virtual_service(
         "metadata": {
             "name": object_name(name),
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": APP_NAME, MANAGED_BY_LABEL: MANAGED_BY, **(labels or {})},
+            "labels": {**managed_labels(APP_NAME), **(labels or {})},
         },
         "spec": {"hosts": ["*"], "gateways": [getattr(settings, "istio_gateway", "seldon-system/seldon-gateway")], "http": [route]},
     }
 
 
 def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
-    """Multi-document YAML, in the order given (what ``kubectl apply -f`` reads)."""
+    """Multi-document YAML, in the order given (what ``kubectl apply -f`` reads); text of
+    several lines (a ConfigMap's files, a script) as literal blocks, as people write it."""
     import yaml
 
-    return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False, default_flow_style=False, explicit_start=True)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        # PyYAML falls back to quoting what a block cannot hold (e.g. trailing spaces)
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump_all(
+        [dict(o) for o in objects],
+        Dumper=Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        explicit_start=True,
+    )

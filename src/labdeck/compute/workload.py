@@ -41,12 +41,13 @@ class Resources:
 class Workload:
     """A replica template and how many replicas to keep.
 
-    ``args`` is the command line after the program (``labdeck``): on this machine the local
-    backend runs ``<python> -m labdeck <args>``, on a cluster the image's entrypoint gets
-    them. ``{port:<name>}`` in an argument is replaced by the port of that name (a free
-    loopback port locally, ``container_ports[name]`` in a pod) and ``{host}`` by the address
-    to listen on (loopback locally, every address in a pod). The first port takes the
-    traffic and answers the readiness check at ``readiness_path``.
+    ``program`` is what runs, ``args`` the command line after it. An empty ``program`` means
+    labdeck itself: on this machine the local backend runs ``<python> -m labdeck <args>``,
+    on a cluster the image's entrypoint gets the arguments. ``{port:<name>}`` in an argument
+    is replaced by the port of that name (a free loopback port locally,
+    ``container_ports[name]`` in a pod) and ``{host}`` by the address to listen on (loopback
+    locally, every address in a pod). The first port takes the traffic and answers the
+    readiness check at ``readiness_path``.
     """
 
     name: str
@@ -67,6 +68,14 @@ class Workload:
     # folders each replica writes and may lose when it stops (a model cache): an emptyDir
     # in a pod, whose root filesystem is read-only; plain folders on this machine
     scratch: tuple[str, ...] = ()
+    # what runs instead of labdeck, e.g. ("/envs/base/bin/python", "-m", "jupyterlab")
+    program: tuple[str, ...] = ()
+    workdir: str | None = None  # where a replica runs; None: wherever the backend runs
+    # how long a replica may take to exit after SIGTERM before it is killed; None: the backend's default
+    stop_grace_s: float | None = None
+    # whether a replica sees the server's own environment variables besides ``env``: model
+    # servers do (the artifact store's credentials); a user's notebook must not
+    inherit_env: bool = True
 
 
 @dataclass(frozen=True)

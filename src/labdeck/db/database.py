@@ -172,6 +172,11 @@ class _GroupCommitWriter:
         return batch, False
 
     def _commit(self, conn: Connection, batch: list) -> Connection:
+        # a caller that gave up while its write was queued (a cancelled task) gets nothing
+        # done; the others' futures can no longer be cancelled once marked running
+        batch = [(fn, future) for fn, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return conn
         outcomes: list[tuple[Future, bool, object]] = []
         try:
             with conn.begin():

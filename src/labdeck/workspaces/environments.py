@@ -375,6 +375,16 @@ def find(settings: WorkspaceSettings, name: str) -> EnvironmentSettings:
     raise NotFound(f"there is no environment named {name!r}; the known ones: {known}")
 
 
+# Spark as a notebook wants it, here and in a pod: the default of 200 shuffle partitions
+# makes notebook-sized data slow, the progress bar goes to the kernel's stderr and clutters
+# the notebook, Arrow speeds up toPandas().
+NOTEBOOK_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
 def spark_settings(
     conf_dir: Path, *, ui_port: int, ui_proxy_base: str, python: str | Path = "python", master: str = "local[*]"
 ) -> dict[str, str]:
@@ -391,11 +401,7 @@ def spark_settings(
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.port": str(ui_port),
         "spark.ui.proxyBase": ui_proxy_base.rstrip("/"),
-        # Spark's default of 200 shuffle partitions makes notebook-sized data slow.
-        "spark.sql.shuffle.partitions": "8",
-        # The progress bar is written to the kernel's stderr and clutters notebooks.
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        **NOTEBOOK_SPARK_CONF,
     }
     conf_dir = Path(conf_dir)
     conf_dir.mkdir(parents=True, exist_ok=True)

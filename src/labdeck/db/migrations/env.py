@@ -6,7 +6,8 @@ import labdeck.auth.tables
 import labdeck.compute.tables
 import labdeck.deployments.tables
 import labdeck.registry.tables
-import labdeck.tracking.tables  # noqa: F401  (every area's tables, for autogenerate)
+import labdeck.tracking.tables
+import labdeck.workspaces.tables  # noqa: F401  (every area's tables, for autogenerate)
 from labdeck.db.metadata import metadata
 
 engine = context.config.attributes["engine"]
