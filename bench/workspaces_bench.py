@@ -1,9 +1,10 @@
-"""What the notebook proxy costs: kernel message round trips (execute ``pass``, one after
-another, p50/p99) and a 100 MB file download, each straight to JupyterLab and through
-labdeck's ``/user/<name>/``, one after the other in one sitting. (Spawn-to-ready is the hub's
-benchmark.)
+"""Workspaces on the local backend: spawn-to-ready (from the start request until JupyterLab
+answers through the proxy) for one server at a time and for 8 started at once, and what the
+notebook proxy costs: kernel message round trips (execute ``pass``, one after another,
+p50/p99) and a 100 MB file download, each straight to JupyterLab and through labdeck's
+``/user/<name>/``, one after the other in one sitting.
 
-    .venv/bin/python bench/workspaces_bench.py [--round-trips 200] [--downloads 5] [--size-mb 100]
+    .venv/bin/python bench/workspaces_bench.py [--spawns 7] [--round-trips 200] [--downloads 5] [--size-mb 100]
 
 Starts its own labdeck server (sign-in on, admin ``root`` with a token, as a team install
 runs) on a fresh data folder, with the test suite's cut-down ``base`` environment in the
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ CONFIG = """
 envs_dir = "{envs}"
 uv_cache_dir = "{uv}"
 start_timeout_s = 300
+max_servers_per_user = 10
 
 [[workspaces.environments]]
 name = "base"
@@ -128,6 +131,39 @@ def downloads(base: str, headers: dict[str, str], name: str, count: int) -> list
     return seconds
 
 
+def spawn(http: httpx.Client, server: str) -> float:
+    """Seconds from the start request until the server's JupyterLab answers through the proxy;
+    the environment is built already."""
+    path = f"/user/{USER}/{server}/" if server else f"/user/{USER}/"
+    started = time.perf_counter()
+    answer = http.post(f"/api/v1/workspaces/{USER}/{server}".rstrip("/"), json={"environment": "base"})
+    assert answer.status_code in (200, 202), answer.text
+    wait_for(lambda: answers(http, path + "api/status"), every=0.02)
+    return time.perf_counter() - started
+
+
+def stop(http: httpx.Client, server: str) -> None:
+    where = f"/api/v1/workspaces/{USER}/{server}".rstrip("/")
+    http.delete(where)
+    wait_for(lambda: http.get(where).json()["state"] == "STOPPED", every=0.2)
+
+
+def spawns(http: httpx.Client, rounds: int) -> dict[str, Any]:
+    alone = []
+    for _ in range(rounds):
+        alone.append(spawn(http, ""))
+        stop(http, "")
+    names = [f"s{i}" for i in range(1, 9)]
+    with ThreadPoolExecutor(len(names)) as pool:
+        together = list(pool.map(lambda name: spawn(http, name), names))
+    for name in names:
+        stop(http, name)
+    return {
+        "one_at_a_time_s": {"p50": statistics.median(alone), "all": alone},
+        "eight_at_once_s": {"p50": statistics.median(together), "max": max(together), "all": together},
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -135,6 +171,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--spawns", type=int, default=7)
     parser.add_argument("--round-trips", type=int, default=200)
     parser.add_argument("--downloads", type=int, default=5)
     parser.add_argument("--size-mb", type=int, default=100)
@@ -162,6 +199,7 @@ def main() -> None:
             wait_for(lambda: answers(http, "/health"), timeout=60)
             token = http.post("/api/v1/tokens", json={"name": "bench"}, headers={"Authorization": basic}).json()["token"]
             http.headers["Authorization"] = f"Bearer {token}"
+            results["spawn"] = spawns(http, args.spawns)
             started = http.post(f"/api/v1/workspaces/{USER}", json={"environment": "base"})
             assert started.status_code in (200, 202), started.text
             wait_for(lambda: http.get(f"/api/v1/workspaces/{USER}").json()["state"] == "RUNNING", every=0.2)
@@ -198,6 +236,11 @@ def main() -> None:
     out = ROOT / "bench/results/workspaces-proxy.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
+    sp = results["spawn"]
+    print(
+        f"spawn to ready: one at a time p50 {sp['one_at_a_time_s']['p50']:.2f} s ({args.spawns} rounds); "
+        f"8 at once p50 {sp['eight_at_once_s']['p50']:.2f} s, slowest {sp['eight_at_once_s']['max']:.2f} s"
+    )
     for label in ("direct", "proxy"):
         r = results[label]
         print(

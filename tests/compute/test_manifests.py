@@ -21,24 +21,9 @@ from labdeck.deployments.seldon import from_seldon
 from labdeck.deployments.spec import parse_model_deployment
 from labdeck.deployments.workloads import deployment_workloads, kubernetes_manifests
 from tests.compute.k8s_kit import check_objects, check_virtual_service, parse_yaml
+from tests.seed import SEED_SELDON_DEPLOYMENT
 
 # The SeldonDeployment of the seed, as written there.
-SEED = """\
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata:
-  name: iris-model
-  namespace: prod-data-science
-spec:
-  name: iris
-  predictors:
-  - graph:
-      implementation: SKLEARN_SERVER
-      modelUri: gs://seldon-models/v1.16.0-dev/sklearn/iris
-      name: classifier
-    name: default
-    replicas: 1
-"""
 
 CANARY = """\
 apiVersion: labdeck.dev/v1
@@ -89,7 +74,7 @@ def flag(args: list[str], name: str) -> str:
 
 
 def test_the_seed_seldon_deployment_renders_valid_objects() -> None:
-    objects = render(SEED)
+    objects = render(SEED_SELDON_DEPLOYMENT)
     found = check_objects(objects)
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
         ("Deployment", "md-iris-model-default"),
@@ -246,14 +231,14 @@ def test_a_workload_without_an_image_or_a_port_is_refused() -> None:
 
 
 def test_the_schema_check_is_not_vacuous() -> None:
-    deployment = render(SEED)[0]
+    deployment = render(SEED_SELDON_DEPLOYMENT)[0]
     container_of(deployment)["readinessProbe"]["httpGet"]["pathh"] = "/typo"
     with pytest.raises(kubernetes_validate.ValidationError, match="pathh"):
         check_objects([deployment])
-    service = render(SEED)[1]
+    service = render(SEED_SELDON_DEPLOYMENT)[1]
     service["spec"]["ports"][0]["port"] = "9000"
     with pytest.raises(kubernetes_validate.ValidationError):
-        check_objects([render(SEED)[0], service])
+        check_objects([render(SEED_SELDON_DEPLOYMENT)[0], service])
 
 
 # ---------------------------------------------------------------------- labdeck k8s render
@@ -261,7 +246,7 @@ def test_the_schema_check_is_not_vacuous() -> None:
 
 def test_k8s_render_prints_valid_multi_document_yaml(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
-    seed.write_text(SEED)
+    seed.write_text(SEED_SELDON_DEPLOYMENT)
     result = CliRunner().invoke(cli, ["k8s", "render", "-f", str(seed), "--namespace", "models", "--image", "reg/labdeck:2"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("---\n")
@@ -270,12 +255,12 @@ def test_k8s_render_prints_valid_multi_document_yaml(tmp_path: Path) -> None:
     assert [o["kind"] for o in objects] == ["Deployment", "Service"]
     assert all(o["metadata"]["namespace"] == "models" for o in objects)
     assert container_of(found["Deployment"]["md-iris-model-default"])["image"] == "reg/labdeck:2"
-    assert objects == render(SEED, KubernetesSettings(namespace="models", image="reg/labdeck:2"))
+    assert objects == render(SEED_SELDON_DEPLOYMENT, KubernetesSettings(namespace="models", image="reg/labdeck:2"))
 
 
 def test_k8s_render_several_documents_with_istio_and_a_tracking_server(tmp_path: Path) -> None:
     file = tmp_path / "all.yaml"
-    file.write_text(SEED + "---\n" + CANARY + "---\n" + AUTOSCALED)
+    file.write_text(SEED_SELDON_DEPLOYMENT + "---\n" + CANARY + "---\n" + AUTOSCALED)
     config = tmp_path / "labdeck.toml"
     config.write_text('[deployments.kubernetes]\nnamespace = "from-config"\nistio = true\n')
     result = CliRunner().invoke(
@@ -303,9 +288,9 @@ def test_k8s_render_warns_when_registry_models_have_no_tracking_server(tmp_path:
 
 
 def test_k8s_render_reads_stdin_and_refuses_what_it_cannot_serve() -> None:
-    result = CliRunner().invoke(cli, ["k8s", "render", "-f", "-"], input=SEED)
+    result = CliRunner().invoke(cli, ["k8s", "render", "-f", "-"], input=SEED_SELDON_DEPLOYMENT)
     assert result.exit_code == 0 and len(parse_yaml(result.stdout)) == 2
-    custom = SEED.replace("implementation: SKLEARN_SERVER", "implementation: TENSORFLOW_SERVER")
+    custom = SEED_SELDON_DEPLOYMENT.replace("implementation: SKLEARN_SERVER", "implementation: TENSORFLOW_SERVER")
     result = CliRunner().invoke(cli, ["k8s", "render", "-f", "-"], input=custom)
     assert result.exit_code == 1
     assert "spec.predictors[0].graph.implementation" in result.stderr and "not served" in result.stderr

@@ -18,8 +18,6 @@ another through the gateway until stopped, and keeps every answer and every fail
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 import warnings
@@ -35,6 +33,7 @@ import numpy as np
 import yaml
 
 from tests.conftest import RunningServer
+from tests.processes import kill_all, live_processes
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 ROWS = [SETOSA, [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]  # one of each species
@@ -254,41 +253,13 @@ def requests_served(endpoint: str) -> float:
 
 def serve_processes(cache_dir: Path) -> dict[int, list[str]]:
     """Every live ``labdeck serve`` process of the server whose model cache is ``cache_dir``
-    (the controller gives each replica ``--cache-dir``), by pid. Zombies are dead: their
-    parent (this test process, which ran the server) has not reaped them yet."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state == "Z" or "serve" not in argv or "labdeck" not in argv:
-            continue
-        if any(a == str(cache_dir) for a in argv):
-            found[int(entry.name)] = argv
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    (the controller gives each replica ``--cache-dir``), by pid."""
+    return live_processes(lambda argv: "serve" in argv and "labdeck" in argv and str(cache_dir) in argv)
 
 
 def kill_leftovers(cache_dir: Path) -> dict[int, list[str]]:
     """The last resort of a test's teardown: SIGKILL whatever replica is left."""
-    leftovers = serve_processes(cache_dir)
-    for pid in leftovers:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return leftovers
+    return kill_all(serve_processes(cache_dir))
 
 
 # ------------------------------------------------------------------ load

@@ -32,12 +32,12 @@ from tests.deployments.deploy_kit import (
     as_yaml,
     kill_leftovers,
     model_deployment,
-    running,
     seldon_body,
     settled,
     v2_body,
     wait_until,
 )
+from tests.processes import alive
 
 LABDECK_ERROR = {"error_code", "message", "details"}
 
@@ -124,7 +124,7 @@ def test_create_read_change_and_delete(crud_lab: Lab, models: Models) -> None:
     assert (main["name"], main["traffic"], main["shadow"], main["ready_replicas"], main["desired_replicas"]) == ("main", 100, False, 1, 1)
     assert main["serving"]["location"] == str(models["iris"]) and main["target"] is None
     (replica,) = main["replicas"]
-    assert replica["state"] == "READY" and running(replica["pid"]) and replica["http"].startswith("127.0.0.1:")
+    assert replica["state"] == "READY" and alive(replica["pid"]) and replica["http"].startswith("127.0.0.1:")
     assert [e["kind"] for e in d["events"]] == ["Serving"]
     assert d["created_by"] and d["created_at"] <= d["updated_at"]
 
@@ -179,7 +179,7 @@ def test_create_read_change_and_delete(crud_lab: Lab, models: Models) -> None:
     assert answer.status_code == 200 and answer.json()["state"] == "DELETING"
     wait_until(lambda: http.get("/api/v1/deployments/crud").status_code == 404, "crud gone")
     for pid in pids(d):
-        assert not running(pid), pid
+        assert not alive(pid), pid
     assert refusal(http.get("/api/v1/deployments/crud"), 404, "RESOURCE_DOES_NOT_EXIST")["message"]
     refusal(http.get("/api/v1/deployments/crud/events"), 404, "RESOURCE_DOES_NOT_EXIST")
     refusal(http.put("/api/v1/deployments/crud", json=iris("crud", models["iris"])), 404, "RESOURCE_DOES_NOT_EXIST")
@@ -372,7 +372,7 @@ def test_bad_changes_leave_the_running_deployment_as_it_was(lab: Lab, models: Mo
     after = lab.get("steady")
     assert after["generation"] == 1 and after["state"] == "AVAILABLE"
     assert after["spec"] == before["spec"] == good
-    assert pids(after) == serving and all(running(pid) for pid in serving)
+    assert pids(after) == serving and all(alive(pid) for pid in serving)
     assert lab.events("steady") == events
     answer = infer(lab.http, "steady")
     assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [0]  # still the iris model

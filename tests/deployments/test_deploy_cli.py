@@ -16,7 +16,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from labdeck.cli import cli
-from tests.deployments.deploy_kit import SETOSA, Lab, Models, as_yaml, model_deployment, running, v2_body
+from tests.deployments.deploy_kit import (
+    SETOSA,
+    Lab,
+    Models,
+    as_yaml,
+    model_deployment,
+    v2_body,
+)
+from tests.processes import alive
+from tests.seed import SEED_MODEL_URI, SEED_SELDON_DEPLOYMENT
 
 
 @pytest.fixture
@@ -51,22 +60,7 @@ def table(output: str) -> list[list[str]]:
 
 
 def seldon_yaml(name: str, model: Path) -> str:
-    return f"""\
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata:
-  name: {name}
-  namespace: prod-data-science
-spec:
-  name: iris
-  predictors:
-  - graph:
-      implementation: SKLEARN_SERVER
-      modelUri: {model}
-      name: classifier
-    name: default
-    replicas: 1
-"""
+    return SEED_SELDON_DEPLOYMENT.replace("name: iris-model", f"name: {name}").replace(SEED_MODEL_URI, str(model))
 
 
 def test_deploy_a_file_with_two_documents_then_list_get_events_logs_and_delete(
@@ -115,7 +109,7 @@ def test_deploy_a_file_with_two_documents_then_list_get_events_logs_and_delete(
     # delete waits until the replicas are gone
     assert json.loads(ok(labdeck("deployments", "delete", "cli-one", "--json"))) == {"deleted": "cli-one"}
     assert lab.http.get("/api/v1/deployments/cli-one").status_code == 404
-    assert not running(replica["pid"])
+    assert not alive(replica["pid"])
     assert "cli-two" in ok(labdeck("deployments", "delete", "cli-two"))
     assert "RESOURCE_DOES_NOT_EXIST" in failed(labdeck("deployments", "get", "cli-one"))
     assert "RESOURCE_DOES_NOT_EXIST" in failed(labdeck("deployments", "delete", "cli-one"))

@@ -15,28 +15,13 @@ import yaml
 from labdeck.deployments.service import parse_document
 from labdeck.deployments.spec import json_schema
 from labdeck.errors import InvalidParameter
+from tests.seed import SEED_SELDON_DEPLOYMENT
 
 # The seed's example, verbatim.
-SEED_YAML = """\
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata:
-  name: iris-model
-  namespace: prod-data-science
-spec:
-  name: iris
-  predictors:
-  - graph:
-      implementation: SKLEARN_SERVER
-      modelUri: gs://seldon-models/v1.16.0-dev/sklearn/iris
-      name: classifier
-    name: default
-    replicas: 1
-"""
 
 
 def seed() -> dict[str, Any]:
-    return yaml.safe_load(SEED_YAML)
+    return yaml.safe_load(SEED_SELDON_DEPLOYMENT)
 
 
 def predictor(name: str, implementation: str = "SKLEARN_SERVER", uri: str = "s3://models/iris", **more: Any) -> dict[str, Any]:

@@ -13,7 +13,13 @@ import jsonschema
 import pytest
 
 from labdeck.deployments.service import parse_document
-from labdeck.deployments.spec import MAX_NAME, MAX_PREDICTOR_NAME, MAX_REPLICAS, json_schema, parse_model_deployment
+from labdeck.deployments.spec import (
+    MAX_NAME,
+    MAX_PREDICTOR_NAME,
+    MAX_REPLICAS,
+    json_schema,
+    parse_model_deployment,
+)
 from labdeck.errors import InvalidParameter
 
 # Every field of a ModelDeployment, none at its default (document() leaves defaults out).

@@ -30,25 +30,8 @@ from tests.deployments.deploy_kit import (
     v2_body,
     wait_until,
 )
+from tests.seed import SEED_MODEL_URI, SEED_SELDON_DEPLOYMENT
 from tests.serving.serve_kit import triton_http
-
-# The seed's SeldonDeployment, verbatim but for the model's location.
-SEED_SELDON_DEPLOYMENT = """\
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata:
-  name: iris-model
-  namespace: prod-data-science
-spec:
-  name: iris
-  predictors:
-  - graph:
-      implementation: SKLEARN_SERVER
-      modelUri: gs://seldon-models/v1.16.0-dev/sklearn/iris
-      name: classifier
-    name: default
-    replicas: 1
-"""
 
 
 def within_4_sigma(count: int, n: int, p: float) -> bool:
@@ -56,7 +39,7 @@ def within_4_sigma(count: int, n: int, p: float) -> bool:
 
 
 def test_the_seeds_seldon_deployment_answers_predict_proba(clean_lab: Lab, models: Models) -> None:
-    document = SEED_SELDON_DEPLOYMENT.replace("gs://seldon-models/v1.16.0-dev/sklearn/iris", str(models["iris"]))
+    document = SEED_SELDON_DEPLOYMENT.replace(SEED_MODEL_URI, str(models["iris"]))
     assert document != SEED_SELDON_DEPLOYMENT
     d = clean_lab.deploy(document)
     assert (d["kind"], d["namespace"], d["name"]) == ("SeldonDeployment", "prod-data-science", "iris-model")

@@ -13,9 +13,6 @@ that outlives its server's stop is a leak.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +28,7 @@ from labdeck.config import Settings
 from labdeck.workspaces.routes import AUTH_HEADER, SECRET_HEADER, USER_HEADER, WorkspaceRoute
 from tests.auth.access_kit import ROOT, ROOT_PASSWORD, Identity
 from tests.conftest import RunningServer, start_labdeck
+from tests.processes import kill_all, live_processes
 from tests.workspaces.conftest import BASE_ENV, workspace_settings
 
 WAIT_S = 120.0  # how long a scenario waits for a state before it says what it saw instead
@@ -228,21 +226,9 @@ def shut(hub: Hub) -> None:
 
 def processes_of(data_dir: Path) -> dict[int, list[str]]:
     """Every live process started for a workspace of the server on ``data_dir``: JupyterLab
-    (its root folder is there) and its kernels (their connection files are). Zombies are
-    dead: their parent (this test process, which ran the server) has not reaped them yet."""
-    found = {}
+    (its root folder is there) and its kernels (their connection files are)."""
     marker = str(data_dir)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(marker in arg for arg in argv) and int(entry.name) != os.getpid():
-            found[int(entry.name)] = argv
-    return found
+    return live_processes(lambda argv: any(marker in arg for arg in argv))
 
 
 def environ_of(pid: int) -> dict[str, str]:
@@ -250,21 +236,9 @@ def environ_of(pid: int) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in raw.split("\0") if item)
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def kill_leftovers(data_dir: Path) -> dict[int, list[str]]:
     """The last resort of a scenario's teardown: SIGKILL whatever is left."""
-    leftovers = processes_of(data_dir)
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return leftovers
+    return kill_all(processes_of(data_dir))
 
 
 def kinds(status: dict[str, Any]) -> list[str]:

@@ -37,10 +37,10 @@ from labdeck.compute.workload import ReplicaState, Workload
 from labdeck.config import EnvironmentSettings
 from labdeck.db import Database
 from labdeck.workspaces.environments import BuiltEnvironment
+from tests.processes import alive
 from tests.workspaces.conftest import BASE_ENV, SPARK_ENV
 from tests.workspaces.hub_kit import (
     Hub,
-    alive,
     environ_of,
     hub_server,
     jupyter_headers,
@@ -203,9 +203,18 @@ def test_a_spark_workspace_runs_spark_with_its_ui_behind_the_proxy(hub: Hub, spa
             "from pyspark.sql import SparkSession\n"
             "spark = SparkSession.builder.getOrCreate()\n"
             "df = spark.createDataFrame([(i % 3, i) for i in range(30)], ['k', 'v'])\n"
-            "print(sorted((r['k'], r['count']) for r in df.groupBy('k').count().collect()))"
+            "counts = sorted((r['k'], r['count']) for r in df.groupBy('k').count().collect())\n"
+            "import mlflow\n"
+            "with mlflow.start_run() as run:\n"
+            "    mlflow.log_metric('groups', len(counts))\n"
+            "print(counts, run.info.run_id)"
         )
-        assert (ran.status, ran.stdout.strip()) == ("ok", "[(0, 10), (1, 10), (2, 10)]"), ran
+        assert ran.status == "ok", ran
+        counts, run_id = ran.stdout.strip().rsplit(" ", 1)
+        assert counts == "[(0, 10), (1, 10), (2, 10)]", ran
+        logged = hub.as_("alice").get("/api/2.0/mlflow/runs/get", params={"run_id": run_id}).json()["run"]
+        assert [(m["key"], m["value"]) for m in logged["data"]["metrics"]] == [("groups", 3.0)]
+        assert {t["key"]: t["value"] for t in logged["data"]["tags"]}["labdeck.environment"] == SPARK_ENV.name
         ui = hub.as_("alice").get("/user/alice/sparky/spark-ui/jobs/")
         assert ui.status_code == 200 and "Spark Jobs" in ui.text, ui.text[:500]
     finally:
