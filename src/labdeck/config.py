@@ -199,6 +199,11 @@ class WorkspaceKubernetesSettings(_Section):
     image: str = Field(
         "ghcr.io/labdeck/workspace-base:latest", description="Image of an environment that names none."
     )
+    tracking_uri: str | None = Field(
+        None,
+        description="labdeck's URL as workspace pods reach it (its Service, e.g. http://labdeck.labdeck.svc:8080); "
+        "empty: the address a start request reached.",
+    )
 
 
 class WorkspaceSettings(_Section):

@@ -242,6 +242,14 @@ KINDS = {
     "services": ("v1", "Service"),
     "horizontalpodautoscalers": ("autoscaling/v2", "HorizontalPodAutoscaler"),
     "pods": ("v1", "Pod"),
+    # a workspace's objects (tests/workspaces/test_kube_hub.py); a Pod applied is stored
+    # like them, and its status is whatever the test puts
+    "persistentvolumeclaims": ("v1", "PersistentVolumeClaim"),
+    "secrets": ("v1", "Secret"),
+    "configmaps": ("v1", "ConfigMap"),
+    "serviceaccounts": ("v1", "ServiceAccount"),
+    "roles": ("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 }
 
 
@@ -266,6 +274,7 @@ class FakeKube:
         self.pods: list[dict[str, Any]] = []
         self.logs: dict[str, str] = {}  # pod name -> its output
         self.refuse: dict[tuple[str, str], tuple[int, str]] = {}  # (plural, name) -> (code, message)
+        self.down = False  # True: every request answers 503, as an API server that is not there
         self._lock = threading.Lock()
         kube = self
 
@@ -354,6 +363,8 @@ class FakeKube:
         return code, body, "application/json"
 
     def _handle(self, r: Request) -> tuple[int, Any, str]:
+        if self.down:
+            return self._status(503, "ServiceUnavailable", "the API server is down")
         match = RESOURCE.match(r.path)
         if match is None or match["plural"] not in KINDS:
             return self._status(404, "NotFound", f"the server could not find the requested resource {r.path}")

@@ -84,8 +84,11 @@ def marker(built: BuiltEnvironment) -> dict:
 def test_base_is_built_with_jupyterlab_the_envkit_and_its_packages(
     env_builder: EnvironmentBuilder, built_env: BuiltEnvironment
 ):
-    assert built_env.path == ENVS_DIR / "base"
-    assert built_env.python == ENVS_DIR / "base" / "bin" / "python"
+    # the current build; on a machine whose shared build predates builds in folders of their
+    # own, that older folder at envs/base while its definition holds
+    assert built_env.path == env_builder.path("base") == (ENVS_DIR / "base").resolve()
+    assert built_env.path.name in ("base", f"base-{built_env.digest[:12]}")
+    assert built_env.python == built_env.path / "bin" / "python"
     assert marker(built_env)["digest"] == built_env.digest
     out = run_python(
         built_env.python,
@@ -125,9 +128,10 @@ def test_a_changed_definition_rebuilds(scratch: Path):
     assert "definition changed" in (status.message or "")
 
     second = asyncio.run(builder.ensure(locked))
-    assert second.path == first.path and second.digest != first.digest
+    assert second.digest != first.digest
+    assert second.path == scratch / f"changing-{second.digest[:12]}" == (scratch / "changing").resolve()
     assert run_python(second.python, "import six; print(six.__version__)").strip() == "1.17.0"
-    assert not (second.path / "left-over").exists()
+    assert not first.path.exists()  # nothing ran from it any more
     assert builder.builds == 2
     assert builder.status(locked).state is BuildState.BUILT
     assert builder.status(pinned).state is BuildState.NOT_BUILT
@@ -139,6 +143,55 @@ def test_a_changed_definition_rebuilds(scratch: Path):
     assert run_python(second.python, "import six; print(six.__version__)").strip() == "1.17.0"
     assert marker(second)["digest"] == second.digest
     assert sorted(p.name for p in scratch.glob(".changing*")) == []
+
+
+def test_a_rebuild_keeps_the_build_a_process_runs_from_until_it_ends(scratch: Path):
+    builder = CountingBuilder(scratch)
+    first = builder.build(EnvironmentSettings(name="inuse", packages=["six==1.16.0"]))
+    environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    # as a workspace runs: from the build's interpreter, importing from it after the rebuild
+    running = subprocess.Popen(
+        [str(first.python), "-c", "import sys; sys.stdin.readline(); import six; print(six.__version__)"],
+        env=environ,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        second = builder.build(EnvironmentSettings(name="inuse", packages=["six==1.17.0"]))
+        assert builder.builds == 2
+        assert second.path != first.path
+        assert builder.path("inuse") == (scratch / "inuse").resolve() == second.path
+        assert (first.path / MARKER).is_file()  # kept: a process runs from it
+        assert builder.remove_unused("inuse") == []
+        out, _ = running.communicate("go on\n", timeout=120)
+    finally:
+        running.kill()
+        running.wait()
+    assert running.returncode == 0 and out.strip() == "1.16.0"
+
+    assert builder.remove_unused("inuse") == [first.path]  # nothing runs from it any more
+    assert not first.path.exists()
+    assert run_python(second.python, "import six; print(six.__version__)").strip() == "1.17.0"
+    assert builder.status(EnvironmentSettings(name="inuse", packages=["six==1.17.0"])).state is BuildState.BUILT
+
+
+def test_a_build_from_before_build_folders_is_used_then_gives_way_to_the_link(scratch: Path):
+    builder = CountingBuilder(scratch)
+    env = EnvironmentSettings(name="older", packages=["six==1.16.0"])
+    first = builder.build(env)
+    # as an older labdeck left it: the build itself at envs/<name>
+    (scratch / "older").unlink()
+    first.path.rename(scratch / "older")
+
+    adopted = builder.build(env)
+    assert adopted.path == scratch / "older" == builder.path("older")
+    assert builder.builds == 1 and builder.status(env).state is BuildState.BUILT
+
+    newer = builder.build(EnvironmentSettings(name="older", packages=["six==1.17.0"]))
+    assert builder.builds == 2
+    assert (scratch / "older").is_symlink() and builder.path("older") == newer.path  # nothing ran from it
+    assert builder.status(env).state is BuildState.NOT_BUILT
 
 
 def test_a_package_that_does_not_exist_fails_with_the_tail_of_the_log(scratch: Path):
@@ -157,7 +210,7 @@ def test_a_package_that_does_not_exist_fails_with_the_tail_of_the_log(scratch: P
     assert MISSING_PACKAGE in (status.message or "")
     assert any(MISSING_PACKAGE in line for line in status.log_tail)
     assert len(status.log_tail) <= 20
-    assert not (scratch / "broken").exists() and not (scratch / ".broken.building").exists()
+    assert not (scratch / "broken").exists() and list(scratch.glob("broken-*")) == []
 
     with pytest.raises(EnvironmentBuildFailed):
         asyncio.run(builder.ensure(broken))
@@ -331,7 +384,7 @@ def test_cli_builds_reports_failures_and_lists(tmp_path: Path):
     built = runner.invoke(envs, ["build", "--all", "--config", str(config)])
     assert built.exit_code == 1
     assert "$ uv venv" in built.stdout and " + six==" in built.stdout  # uv's own lines
-    assert f"ok: built at {tmp_path / 'envs' / 'ok'}" in built.stdout
+    assert f"ok: built at {(tmp_path / 'envs' / 'ok').resolve()}" in built.stdout
     assert "failed to build: broken" in built.stderr and MISSING_PACKAGE in built.stderr
 
     listed = json.loads(runner.invoke(envs, ["list", "--json", "--config", str(config)]).stdout)

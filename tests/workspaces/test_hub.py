@@ -14,7 +14,8 @@
 - deployments and workspaces share the compute backend and leave each other alone;
 - the local backend runs another program than labdeck, in its folder, with only the
   environment it is given, and kills a replica that ignores SIGTERM after its grace,
-  with the processes it started.
+  with the processes it started;
+- each server has a workload name of its own, whatever its user's name holds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from labdeck.compute.workload import ReplicaState, Workload
 from labdeck.config import EnvironmentSettings
 from labdeck.db import Database
 from labdeck.workspaces.environments import BuiltEnvironment
+from labdeck.workspaces.workloads import WORKLOAD_PREFIX, workload_name
 from tests.processes import alive
 from tests.workspaces.conftest import BASE_ENV, SPARK_ENV
 from tests.workspaces.hub_kit import (
@@ -210,7 +212,8 @@ def test_a_spark_workspace_runs_spark_with_its_ui_behind_the_proxy(hub: Hub, spa
             "print(counts, run.info.run_id)"
         )
         assert ran.status == "ok", ran
-        counts, run_id = ran.stdout.strip().rsplit(" ", 1)
+        # the last line: mlflow prints its "View run" links before it
+        counts, run_id = ran.stdout.strip().splitlines()[-1].rsplit(" ", 1)
         assert counts == "[(0, 10), (1, 10), (2, 10)]", ran
         logged = hub.as_("alice").get("/api/2.0/mlflow/runs/get", params={"run_id": run_id}).json()["run"]
         assert [(m["key"], m["value"]) for m in logged["data"]["metrics"]] == [("groups", 3.0)]
@@ -316,3 +319,25 @@ def test_the_local_backend_runs_a_program_of_its_own_and_kills_it_after_its_grac
     assert "SIGTERM, ignored" in said
     child = int(next(line for line in said.splitlines() if line.startswith("child ")).split()[1])
     assert not alive(pid) and not alive(child), "the replica and the process it started are both gone"
+
+
+def test_each_server_has_a_workload_name_of_its_own() -> None:
+    # usernames may hold '-', '.', '@', '+' (and single sign-on ones anything): no two
+    # servers share a name, and a default server's name is its user's, readable
+    servers = [
+        ("a-b", ""),
+        ("a", "b"),
+        ("a", "b-c"),
+        ("a-b", "c"),
+        ("a:b", ""),
+        ("a", ""),
+        ("a%3Ab", ""),
+        ("a.b@c+d", "x"),
+        ("é", ""),
+        ("%C3%A9", ""),
+    ]
+    names = [workload_name(user, server) for user, server in servers]
+    assert len(set(names)) == len(servers)
+    assert workload_name("alice", "") == "ws-alice"
+    assert workload_name("a.b@c+d", "x") == "ws-a.b@c+d:x"
+    assert all(name.startswith(WORKLOAD_PREFIX) and "/" not in name for name in names)

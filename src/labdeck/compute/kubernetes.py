@@ -89,7 +89,7 @@ class KubernetesBackend(ComputeBackend):
     def _api(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                self._client = _load_client(self.settings.kubeconfig)
+                self._client = load_client(self.settings.kubeconfig)
             return self._client
 
     def _apps(self) -> Any:
@@ -173,8 +173,8 @@ class KubernetesBackend(ComputeBackend):
         for obj in objects:
             meta = obj["metadata"]
             try:
-                _call(kinds[obj["kind"]], meta["name"], meta["namespace"], obj, **apply)
-            except _Refused as exc:
+                call(kinds[obj["kind"]], meta["name"], meta["namespace"], obj, **apply)
+            except Refused as exc:
                 log.warning("Kubernetes refused an object", extra={"kind": obj["kind"], "object": meta["name"], "reason": exc.message})
                 return f"Kubernetes refused the {obj['kind']} {meta['namespace']}/{meta['name']}: {exc.message}"
         if not any(o["kind"] == "HorizontalPodAutoscaler" for o in objects):
@@ -188,27 +188,27 @@ class KubernetesBackend(ComputeBackend):
 
     def _read_deployment(self, name: str) -> dict[str, Any] | None:
         try:
-            return _call(self._apps().read_namespaced_deployment, manifests.object_name(name), self.namespace)
-        except _Refused as exc:
+            return call(self._apps().read_namespaced_deployment, manifests.object_name(name), self.namespace)
+        except Refused as exc:
             if exc.status == 404:
                 return None
             raise Unavailable(f"Cannot read the Deployment of {name}: {exc.message}") from None
 
     def _pods(self, name: str) -> list[dict[str, Any]]:
         try:
-            found = _call(self._core().list_namespaced_pod, self.namespace, label_selector=_selector(manifests.selector(name)))
-        except _Refused as exc:
+            found = call(self._core().list_namespaced_pod, self.namespace, label_selector=_selector(manifests.selector(name)))
+        except Refused as exc:
             raise Unavailable(f"Cannot list the pods of {name}: {exc.message}") from None
         return sorted(found.get("items") or [], key=lambda p: p["metadata"]["name"])
 
     def _names(self) -> list[str]:
         try:
-            found = _call(
+            found = call(
                 self._apps().list_namespaced_deployment,
                 self.namespace,
                 label_selector=_selector({manifests.MANAGED_BY_LABEL: manifests.MANAGED_BY}),
             )
-        except _Refused as exc:
+        except Refused as exc:
             raise Unavailable(f"Cannot list Deployments: {exc.message}") from None
         out = []
         for item in found.get("items") or []:
@@ -226,8 +226,8 @@ class KubernetesBackend(ComputeBackend):
 
     def _delete_one(self, method: Any, name: str) -> None:
         try:
-            _call(method, manifests.object_name(name), self.namespace, propagation_policy="Foreground")
-        except _Refused as exc:
+            call(method, manifests.object_name(name), self.namespace, propagation_policy="Foreground")
+        except Refused as exc:
             if exc.status != 404:
                 raise Unavailable(f"Cannot delete {name}: {exc.message}") from None
 
@@ -235,10 +235,10 @@ class KubernetesBackend(ComputeBackend):
         if tail <= 0:
             return []
         try:
-            text = _call(
+            text = call(
                 self._core().read_namespaced_pod_log, pod, self.namespace, container=manifests.CONTAINER, tail_lines=tail, raw=True
             )
-        except _Refused as exc:  # e.g. the container has not started yet
+        except Refused as exc:  # e.g. the container has not started yet
             return [f"(no logs: {exc.message})"]
         return text.splitlines()[-tail:]
 
@@ -253,14 +253,14 @@ class _Applied:
     refused: str | None  # why the API server refused them, if it did
 
 
-class _Refused(Exception):
+class Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
         self.message = message
 
 
-def _load_client(kubeconfig: str | None) -> Any:
+def load_client(kubeconfig: str | None) -> Any:
     try:
         from kubernetes import client, config
     except ImportError as exc:
@@ -275,8 +275,8 @@ def _load_client(kubeconfig: str | None) -> Any:
         return config.new_client_from_config(persist_config=False)
 
 
-def _call(method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
-    """One API request; its JSON (or text, ``raw``). A 4xx raises ``_Refused`` with the
+def call(method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
+    """One API request; its JSON (or text, ``raw``). A 4xx raises ``Refused`` with the
     API server's message; an unreachable server or a 5xx raises ``Unavailable``."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
@@ -286,7 +286,7 @@ def _call(method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
     except ApiException as exc:
         message = _api_message(exc)
         if exc.status is not None and 400 <= exc.status < 500:
-            raise _Refused(exc.status, message) from None
+            raise Refused(exc.status, message) from None
         raise Unavailable(f"the Kubernetes API server answered {exc.status}: {message}") from None
     except HTTPError as exc:
         raise Unavailable(f"cannot reach the Kubernetes API server: {exc}") from None
@@ -367,8 +367,8 @@ def _replica(workload: Workload, pod: dict[str, Any]) -> Replica:
         host = f"[{ip}]" if ":" in ip else ip
         endpoints = {name: f"{host}:{workload.container_ports[name]}" for name in workload.ports if name in workload.container_ports}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    state, message = ReplicaState.STARTING, _pending_message(status)
-    failing = _failing(meta.get("name", "?"), status, containers)
+    state, message = ReplicaState.STARTING, pending_message(status)
+    failing = failure_reason(meta.get("name", "?"), status, containers)
     if meta.get("deletionTimestamp"):
         state, message = ReplicaState.STOPPING, None
     elif failing is not None:
@@ -387,7 +387,7 @@ def _replica(workload: Workload, pod: dict[str, Any]) -> Replica:
     )
 
 
-def _failing(pod: str, status: dict[str, Any], containers: list[dict[str, Any]]) -> str | None:
+def failure_reason(pod: str, status: dict[str, Any], containers: list[dict[str, Any]]) -> str | None:
     if status.get("phase") == "Failed":
         return f"pod {pod} failed: {status.get('reason') or ''} {status.get('message') or ''}".rstrip()
     for c in containers:
@@ -416,7 +416,7 @@ def _terminated(terminated: dict[str, Any]) -> str:
     return text
 
 
-def _pending_message(status: dict[str, Any]) -> str | None:
+def pending_message(status: dict[str, Any]) -> str | None:
     for c in status.get("conditions") or []:
         if c.get("type") == "PodScheduled" and c.get("status") == "False":
             return f"not scheduled: {c.get('message') or c.get('reason')}"

@@ -8,6 +8,7 @@
 - ``entities``, ``tables``, ``store``: the desired and observed state of each server.
 - ``hub``: start, stop, status and adoption, through ``compute/`` (one ``Workload`` per
   server); ``culler``: stops idle and old servers; ``v1``: ``/api/v1/workspaces``.
+- ``kube``: a server as a Pod and its objects on Kubernetes (applied, read, deleted for the hub).
 - ``routes``: where each running server is reached, shared by the hub and the proxy.
 - ``proxy``: ``/user/<name>/[<server>/]...`` forwarded over HTTP and WebSocket.
 """

@@ -1,14 +1,18 @@
 """Workspace environments: their definitions (settings), their local builds and their images.
 
-An environment is a Python virtual environment that a workspace's JupyterLab runs from. It is
-built once with uv into ``<envs_dir>/<name>`` and reused: the build writes
-``<name>/labdeck-environment.json`` last, holding the digest of the definition it was built
-from (Python, packages or the lock file's content, Spark, the envkit's files), so a folder
-without a matching marker (half built, or from an older definition) is rebuilt. A build
-happens in ``.<name>.building`` and replaces the folder only once it is complete.
-Beside each folder, ``<name>.log`` holds the output of the last build, ``<name>.lock`` keeps
-two processes from building it at once, and ``<name>.failed.json`` records a failed build
-until the next one.
+An environment is a Python virtual environment that a workspace's JupyterLab runs from. Each
+definition (Python, packages or the lock file's content, Spark, the envkit's files) is built
+once with uv, in place, into a folder of its own named by its digest,
+``<envs_dir>/<name>-<digest[:12]>``, and reused: the build writes ``labdeck-environment.json``
+there last, so a folder without it is half built and is built again. ``<envs_dir>/<name>`` is
+a symbolic link to the current build. A new definition never pulls the floor from under a
+running workspace: its build goes to a new folder, and an older build is removed only once
+no process runs from it (``remove_unused``, after each build). A real folder at
+``<envs_dir>/<name>`` is a build from before builds had folders of their own: it is used
+while its marker matches, and it gives way to the link like any older build.
+Beside them, ``<name>.log`` holds the output of the last build, ``<name>.lock`` keeps two
+processes from building it at once, and ``<name>.failed.json`` records a failed build until
+the next one.
 
 It also owns Spark's local set-up for a workspace (``spark_settings``) and the Dockerfile of an
 environment's image for Kubernetes (``dockerfile``). Starting workspaces is the hub's job;
@@ -47,6 +51,7 @@ MARKER = "labdeck-environment.json"
 # What every environment holds besides its own packages: what a workspace runs.
 WORKSPACE_PACKAGES = ("jupyterlab>=4", "ipykernel")
 LOG_TAIL_LINES = 20
+DIGEST_CHARS = 12  # of a definition's digest, in the name of its build's folder
 # Bumped when the way environments are built changes, so that older builds are redone.
 BUILD_FORMAT = 2
 
@@ -61,7 +66,7 @@ class BuildState(StrEnum):
 @dataclass(frozen=True)
 class BuiltEnvironment:
     name: str
-    path: Path  # the virtual environment's folder
+    path: Path  # the build's own folder, which stays while anything runs from it
     python: Path  # its interpreter: what JupyterLab and the kernels run with
     digest: str  # of the definition it was built from
 
@@ -100,7 +105,18 @@ class EnvironmentBuilder:
         return cls(workspaces.envs_dir or settings.data_dir / "envs", uv_cache_dir=workspaces.uv_cache_dir)
 
     def path(self, name: str) -> Path:
-        return self.envs_dir / name
+        """The folder of the current build: where ``<envs_dir>/<name>`` points."""
+        pointer = self._pointer(name)
+        if pointer.is_symlink():
+            return self.envs_dir / os.readlink(pointer)
+        if not pointer.is_dir():
+            return pointer  # nothing built yet
+        # an old build in the link's place, kept while in use: the newest build is current
+        complete = [build for build in self._builds(name) if _digest_of(build)]
+        return max(complete, key=lambda build: _built_at(build) or 0, default=pointer)
+
+    def build_path(self, name: str, digest: str) -> Path:
+        return self.envs_dir / f"{name}-{digest[:DIGEST_CHARS]}"
 
     def log_path(self, name: str) -> Path:
         return self.envs_dir / f"{name}.log"
@@ -110,9 +126,10 @@ class EnvironmentBuilder:
             digest = definition_digest(env)
         except InvalidParameter as exc:
             return EnvironmentStatus(env.name, BuildState.NOT_BUILT, exc.message, [], None)
-        marker = self._marker(env.name)
-        if marker is not None and marker.get("digest") == digest:
-            return EnvironmentStatus(env.name, BuildState.BUILT, None, [], marker.get("built_at"))
+        built = self._complete_build(env.name, digest)
+        if built is not None:
+            return EnvironmentStatus(env.name, BuildState.BUILT, None, [], _built_at(built))
+        marker = _read_json(self.path(env.name) / MARKER)
         if self._being_built(env.name):
             return EnvironmentStatus(env.name, BuildState.BUILDING, None, self._log_tail(env.name), None)
         failure = _read_json(self._failure_path(env.name))
@@ -140,25 +157,30 @@ class EnvironmentBuilder:
         """Build the environment unless it is built already; ``on_line`` gets uv's output."""
         digest = definition_digest(env)
         built = self._reusable(env.name, digest)
-        if built is not None:
+        if built is not None and built.path == self.path(env.name):
             return built
         self.envs_dir.mkdir(parents=True, exist_ok=True)
         with self._build_lock(env.name):
-            # Another process may have built it while this one waited for the lock.
+            # Another process may have built it while this one waited for the lock; or it is
+            # a definition that came back, whose build is current again.
             built = self._reusable(env.name, digest)
             if built is not None:
+                self._point_to(env.name, built.path)
                 return built
             return self._build(env, digest, on_line or (lambda line: None))
 
+    def remove_unused(self, name: str) -> list[Path]:
+        """Remove the builds of ``name`` other than the current one that no process runs from;
+        the folders removed. A build something might still use is kept."""
+        with self._build_lock(name):
+            return self._remove_unused(name)
+
     def _build(self, env: EnvironmentSettings, digest: str, on_line: Callable[[str], None]) -> BuiltEnvironment:
-        # Built beside its place and moved in when complete: until then the previous build (if
-        # any) stays whole for the workspaces still running from it, and a failed build leaves
-        # it untouched. --relocatable makes the move possible (scripts find their interpreter
-        # relative to themselves).
-        path = self.path(env.name)
-        staging = self.envs_dir / f".{env.name}.building"
+        # Built in its own folder, never over another build: the previous one stays whole
+        # for the workspaces still running from it, and a failed build leaves it untouched.
+        path = self.build_path(env.name, digest)
         self._failure_path(env.name).unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)  # what a build that was killed left
         started = time.monotonic()
         with self.log_path(env.name).open("w", encoding="utf-8") as log_file:
 
@@ -170,10 +192,10 @@ class EnvironmentBuilder:
             emit(f"labdeck: building environment {env.name!r} for {path}")
             if env.spark and shutil.which("java") is None:
                 emit("labdeck: warning: no `java` on PATH; Spark needs Java 17 or 21 to start")
-            interpreter, python = python_request(env), staging / "bin" / "python"
+            interpreter, python = python_request(env), path / "bin" / "python"
             steps = [
                 # only-system (and UV_PYTHON_DOWNLOADS=never): a Python of this machine, never a download
-                ["venv", str(staging), "--relocatable", "--python", interpreter, "--python-preference", "only-system"],
+                ["venv", str(path), "--python", interpreter, "--python-preference", "only-system"],
                 ["pip", "install", "--python", str(python), *install_arguments(env)],
             ]
             if self.compile_bytecode:  # now, rather than while the first workspace starts
@@ -182,14 +204,51 @@ class EnvironmentBuilder:
                 status = self._run_uv(step, emit)
                 if status != 0:
                     emit(f"labdeck: `uv {step[0]}` exited with status {status}")
-                    shutil.rmtree(staging, ignore_errors=True)
+                    shutil.rmtree(path, ignore_errors=True)
                     raise self._failed(env.name, digest, f"uv {step[0]} exited with status {status}")
             marker = {"name": env.name, "digest": digest, "built_at": int(time.time()), "definition": _definition(env)}
-            _write_json_atomically(staging / MARKER, marker)
-            _move_into_place(staging, path)
+            _write_json_atomically(path / MARKER, marker)
+            self._point_to(env.name, path)
             emit(f"labdeck: built {env.name!r} in {time.monotonic() - started:.1f} s")
+            for removed in self._remove_unused(env.name):
+                emit(f"labdeck: removed the unused build {removed}")
         log.info("environment built", extra={"environment": env.name, "path": str(path)})
         return BuiltEnvironment(env.name, path, path / "bin" / "python", digest)
+
+    def _point_to(self, name: str, path: Path) -> None:
+        """Make ``path`` the current build: the link is replaced in one step. A real folder
+        in the link's place (an old build) stays until ``_remove_unused`` may remove it."""
+        pointer = self._pointer(name)
+        if pointer.is_dir() and not pointer.is_symlink():
+            return
+        fresh = self.envs_dir / f".{name}.link"
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(path.name)  # relative: the folder of builds may move as a whole
+        fresh.replace(pointer)
+
+    def _builds(self, name: str) -> list[Path]:
+        """The folders of ``name``'s builds, complete or not."""
+        own = re.compile(rf"{re.escape(name)}-[0-9a-f]{{{DIGEST_CHARS}}}")
+        found = self.envs_dir.glob(f"{name}-*")
+        return [p for p in found if own.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+
+    def _remove_unused(self, name: str) -> list[Path]:
+        current = self.path(name)
+        old = [build for build in self._builds(name) if build != current]
+        pointer = self._pointer(name)
+        legacy = pointer.is_dir() and not pointer.is_symlink() and pointer != current
+        used = _used_folders([*old, pointer])
+        if pointer in used:
+            return []  # something runs through the link: which build it uses is not known
+        removed = [folder for folder in old if folder not in used]
+        if legacy:
+            removed.append(pointer)
+        for folder in removed:
+            shutil.rmtree(folder)
+            log.info("unused build removed", extra={"environment": name, "path": str(folder)})
+        if legacy and current != pointer:
+            self._point_to(name, current)
+        return removed
 
     def _run_uv(self, arguments: list[str], emit: Callable[[str], None]) -> int:
         """Run one uv command, each line of its output to ``emit``; its exit status."""
@@ -230,14 +289,20 @@ class EnvironmentBuilder:
         return EnvironmentBuildFailed(message, details={"environment": name, "log_tail": tail})
 
     def _reusable(self, name: str, digest: str) -> BuiltEnvironment | None:
-        marker = self._marker(name)
-        if marker is None or marker.get("digest") != digest:
+        path = self._complete_build(name, digest)
+        if path is None:
             return None
-        path = self.path(name)
         return BuiltEnvironment(name, path, path / "bin" / "python", digest)
 
-    def _marker(self, name: str) -> dict | None:
-        return _read_json(self.path(name) / MARKER)
+    def _complete_build(self, name: str, digest: str) -> Path | None:
+        """The folder of the complete build of ``digest``, if there is one."""
+        for path in (self.build_path(name, digest), self._pointer(name)):
+            if not path.is_symlink() and _digest_of(path) == digest:
+                return path
+        return None
+
+    def _pointer(self, name: str) -> Path:
+        return self.envs_dir / name
 
     def _failure_path(self, name: str) -> Path:
         return self.envs_dir / f"{name}.failed.json"
@@ -276,14 +341,57 @@ class EnvironmentBuilder:
         return lines[-LOG_TAIL_LINES:]
 
 
-def _move_into_place(staging: Path, path: Path) -> None:
-    """Replace ``path`` by ``staging``; the previous build is gone only after the new one is in."""
-    replaced = path.with_name(f".{path.name}.replaced")
-    shutil.rmtree(replaced, ignore_errors=True)
-    if path.exists():
-        path.rename(replaced)
-    staging.rename(path)
-    shutil.rmtree(replaced, ignore_errors=True)
+def _digest_of(build: Path) -> str | None:
+    marker = _read_json(build / MARKER)
+    return marker.get("digest") if marker is not None else None
+
+
+def _built_at(build: Path) -> int | None:
+    marker = _read_json(build / MARKER)
+    return marker.get("built_at") if marker is not None else None
+
+
+def _used_folders(folders: list[Path]) -> set[Path]:
+    """Those of ``folders`` some process runs from: its program, an argument of its command
+    line (a workspace's ``<build>/bin/python``) or a file it maps (a library it imported) is
+    inside. Without /proc, every folder counts as used."""
+    proc = Path("/proc")
+    if not (proc / "self" / "cmdline").exists():
+        return set(folders)
+    names = {folder: _names(folder) for folder in folders}
+    used: set[Path] = set()
+    for process in proc.iterdir():
+        if process.name.isdigit() and len(used) < len(folders):
+            seen = _paths_of(process)
+            for folder, (exact, inside) in names.items():
+                if any(path in exact or path.startswith(inside) for path in seen):
+                    used.add(folder)
+    return used
+
+
+def _names(folder: Path) -> tuple[set[str], tuple[str, ...]]:
+    """The folder's names (as given, and with the links above it resolved; never the link
+    ``<name>`` itself resolved, which would be the current build), and what paths inside
+    start with."""
+    names = {str(folder), os.path.join(os.path.realpath(folder.parent), folder.name)}
+    return names, tuple(name + "/" for name in names)
+
+
+def _paths_of(process: Path) -> list[str]:
+    """What a process runs from: its program, its arguments and the files it maps. A part
+    that cannot be read (another user's process, or one that ended) adds nothing; cmdline
+    is readable for every process."""
+    paths: list[str] = []
+    with contextlib.suppress(OSError):
+        paths += (process / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    with contextlib.suppress(OSError):
+        paths.append(os.readlink(process / "exe"))
+    with contextlib.suppress(OSError):
+        for line in (process / "maps").read_text(errors="replace").splitlines():
+            mapped = line.split(maxsplit=5)
+            if len(mapped) == 6 and mapped[5].startswith("/"):
+                paths.append(mapped[5])
+    return paths
 
 
 def _forget(inflight: dict, key: tuple[str, str], task: asyncio.Task) -> None:

@@ -17,6 +17,13 @@ runs, as the deployment controller does for models, and shares its backend:
 
 Nothing is remembered only in memory: a restarted hub re-applies the recorded workloads,
 which the backend has adopted, and so rebuilds each route with the same secret.
+
+When the platform's backend is Kubernetes, a server is not a workload but a Pod and its
+objects (``kube``): launching applies them (no environment to build: it is an image),
+observing reads the Pod, tearing down deletes them; the rest (the rules, the states, the
+token, the routes, adoption) is the same, except that no pod nobody wants is looked for
+(``ws-`` workloads are the local backend's). Those steps live in the section "on
+Kubernetes" below.
 """
 
 from __future__ import annotations
@@ -35,7 +42,14 @@ from labdeck.clock import now_ms
 from labdeck.compute.backend import ComputeBackend
 from labdeck.compute.workload import ReplicaState, RolloutState
 from labdeck.config import EnvironmentSettings, Settings
-from labdeck.errors import InvalidParameter, InvalidState, LabdeckError, NotFound, PermissionDenied
+from labdeck.errors import (
+    InvalidParameter,
+    InvalidState,
+    LabdeckError,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from labdeck.workspaces import environments
 from labdeck.workspaces.culler import WorkspaceCuller
 from labdeck.workspaces.entities import (
@@ -47,6 +61,7 @@ from labdeck.workspaces.entities import (
     label,
 )
 from labdeck.workspaces.environments import EnvironmentBuilder, EnvironmentStatus
+from labdeck.workspaces.kube import KubernetesWorkspaces
 from labdeck.workspaces.routes import WorkspaceRoute, WorkspaceRoutes
 from labdeck.workspaces.store import SqlWorkspaceStore
 from labdeck.workspaces.workloads import (
@@ -72,6 +87,7 @@ STARTING_JUPYTERLAB = "starting JupyterLab"
 RESTARTING_JUPYTERLAB = "JupyterLab exited; starting it again"
 
 Key = tuple[str, str]
+POD_SECRET = "pod_secret"  # a pod's launch: {POD_SECRET: the server's secret}
 
 
 class WorkspaceHub:
@@ -90,6 +106,8 @@ class WorkspaceHub:
         self.routes = routes
         self.settings = settings
         self.builder = builder
+        # on Kubernetes, servers are pods rather than the backend's workloads
+        self.pods = KubernetesWorkspaces(settings) if backend.name == "kubernetes" else None
         self.culler = WorkspaceCuller(self)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -114,8 +132,8 @@ class WorkspaceHub:
 
     @property
     def runs_here(self) -> bool:
-        """Whether the backend runs workspaces: processes on this machine, not pods."""
-        return self.backend.name == "local"
+        """Whether the hub runs workspaces there: processes on this machine, or pods."""
+        return self.backend.name == "local" or self.pods is not None
 
     async def stop(self) -> None:
         """Stop supervising; the servers keep running, and are adopted by the next hub."""
@@ -124,6 +142,8 @@ class WorkspaceHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.pods is not None:
+            await self.pods.close()
 
     def poke(self) -> None:
         """Something changed: reconcile now rather than at the next tick."""
@@ -147,8 +167,8 @@ class WorkspaceHub:
         self._check_names(user, server)
         if not self.runs_here:
             raise InvalidState(
-                "Workspaces run as processes on this machine only: the hub cannot start them on "
-                f"the '{self.backend.name}' backend (render them with labdeck k8s render instead)."
+                "Workspaces run as processes on this machine or as pods on Kubernetes: the hub "
+                f"cannot start them on the '{self.backend.name}' backend."
             )
         env = self.environment(environment or self.settings.workspaces.default_environment)
         if not environments.visible_to(env, await self._teams(principal), principal.is_admin):
@@ -282,7 +302,7 @@ class WorkspaceHub:
                     busy = True
                 else:
                     busy = await self._observe(server) or busy
-        for name in await self.backend.names():
+        for name in await self.backend.names() if self.pods is None else []:
             if name.startswith(WORKLOAD_PREFIX) and name not in wanted and name not in self._deleting:
                 log.info("stopping a workload no workspace wants", extra={"workload": name})
                 self._in_background(self._deleting, name, lambda n=name: self.backend.delete(n))
@@ -292,6 +312,8 @@ class WorkspaceHub:
         """Apply a launched server's workload and record what it is; whether it is still
         on its way (a reason to look again soon)."""
         assert server.launch is not None
+        if self.pods is not None:
+            return await self._observe_pod(server)
         workload = from_json(server.launch)
         status = await self.backend.apply(workload)
         user, name = server.user, server.server
@@ -359,6 +381,9 @@ class WorkspaceHub:
         user, name = server.user, server.server
         try:
             env = self.environment(server.environment)
+            if self.pods is not None:
+                await self._launch_pod(server, env, self.pods)
+                return
             await self._record(server, progress=f"building environment {env.name}")
             built = await self.builder.ensure(env)
             home = home_dir(self.data_dir, user)
@@ -442,7 +467,19 @@ class WorkspaceHub:
         # and revokes the token it made.
         key = (server.user, server.server)
         self.routes.remove(*key)
-        await self.backend.delete(server.workload)
+        if self.pods is not None:
+            try:
+                await self.pods.delete(*key)
+            except Unavailable as error:  # tried again on the next tick; meanwhile it says why
+                log.warning("cannot delete a workspace's pod yet", extra={"workspace": server.label, "reason": error.message})
+                await self.store.update(*key, when=(ServerState.STOPPING,), progress=f"waiting to delete its pod: {error.message}")
+                return
+        else:
+            await self.backend.delete(server.workload)
+            try:  # nothing runs from its build now: an older build may go
+                await asyncio.to_thread(self.builder.remove_unused, server.environment)
+            except OSError as error:
+                log.warning("cannot remove unused builds", extra={"environment": server.environment, "reason": str(error)})
         current = await self.store.get(*key)
         if current is not None:
             await self._revoke(current.token_id)
@@ -450,6 +487,65 @@ class WorkspaceHub:
         if done is not None and done.state is ServerState.STOPPED:
             log.info("workspace stopped", extra={"workspace": server.label})
         self.poke()
+
+    # ------------------------------------------------------------------ on Kubernetes
+
+    async def _launch_pod(self, server: WorkspaceServer, env: EnvironmentSettings, pods: KubernetesWorkspaces) -> None:
+        """Apply the server's objects; record its secret (the proxy's, kept for a restarted
+        hub) as its launch. Errors are the caller's (``_launch``) to say."""
+        user, name = server.user, server.server
+        token_id, token = await self._new_token(server)
+        secret = secrets.token_urlsafe(32)
+        try:
+            await self._record(server, progress="applying the workspace's objects")
+            tracking_uri = self.settings.workspaces.kubernetes.tracking_uri or self._own_url()
+            await pods.apply(user, name, env, self.settings, secret, token, tracking_uri)
+            launched = await self.store.update(
+                user,
+                name,
+                when=(ServerState.STARTING,),
+                when_desired=Desired.RUNNING,
+                unlaunched=True,
+                for_start=server.started_at,
+                launch={POD_SECRET: secret},
+                token_id=token_id,
+                progress=STARTING_JUPYTERLAB,
+            )
+        except BaseException:
+            await self._revoke(token_id)
+            raise
+        if not launched:  # stopped (or started anew) meanwhile: its teardown saw no launch
+            await self._revoke(token_id)
+            await pods.delete(user, name)
+        self.poke()
+
+    async def _observe_pod(self, server: WorkspaceServer) -> bool:
+        """``_observe`` of a pod: what it says, recorded; whether it is still on its way."""
+        assert self.pods is not None and server.launch is not None
+        user, name = server.user, server.server
+        try:
+            found = await self.pods.status(user, name)
+        except Unavailable as error:
+            # not knowing is not failing: a RUNNING server keeps its route, a starting one says why it waits
+            if server.state is ServerState.STARTING and server.progress != error.message:
+                await self._record(server, progress=error.message)
+            return True
+        if found.state is ServerState.RUNNING:
+            route = self.routes.get(user, name)
+            if route is None or route.endpoints != found.endpoints:
+                self.routes.set(WorkspaceRoute(user, name, server.base_url, found.endpoints, server.launch[POD_SECRET]))
+            if server.state is not ServerState.RUNNING:
+                waited = (now_ms() - server.started_at) / 1000 if server.started_at else 0
+                said = f"JupyterLab answers at {server.base_url} ({found.endpoint}), {waited:.1f} s after the start was asked for"
+                await self._record(server, event=("Running", said), state=ServerState.RUNNING, progress=None, message=None)
+            return False
+        if found.state is ServerState.FAILED:
+            await self._fail(server, "Failed", f"JupyterLab did not start: {found.message}")
+            return True
+        progress = found.message or STARTING_JUPYTERLAB
+        if server.state is ServerState.STARTING and server.progress != progress:
+            await self._record(server, progress=progress)
+        return True
 
     def _in_background(
         self, tasks: dict[Any, asyncio.Task[None]], key: Any, work: Callable[[], Coroutine[Any, Any, None]]

@@ -1,8 +1,8 @@
 """A workspace server as Kubernetes objects, as z2jh's KubeSpawner would create them: plain
 dicts, ready for server-side apply or YAML (``labdeck k8s render-workspace``).
 
-Pure functions with no client imports and no cluster. The hub does not apply them yet (it
-runs workspaces as local processes only); this is what it would apply, in this order:
+Pure functions with no client imports and no cluster. The hub applies them
+(``labdeck.workspaces.kube``) when the backend is Kubernetes, in this order:
 
 - ``claim-<user>``: the user's home, a PersistentVolumeClaim (ReadWriteOnce) shared by
   their servers and mounted at ``/home/jovyan``. Because it is ReadWriteOnce, a user's

@@ -26,6 +26,7 @@ import re
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from labdeck.compute.workload import Resources, Workload
 from labdeck.config import EnvironmentSettings, WorkspaceSettings
@@ -74,7 +75,12 @@ def check_user_name(user: str) -> None:
 
 
 def workload_name(user: str, server: str) -> str:
-    return f"{WORKLOAD_PREFIX}{user}-{server}" if server else f"{WORKLOAD_PREFIX}{user}"
+    """``ws-<user>`` or ``ws-<user>:<server>``, one name per server: usernames may hold '-'
+    (and single sign-on ones almost anything), so the user is percent-encoded wherever it
+    holds something else than letters, digits and ``_.-~@+``; that leaves ':' (never in a
+    server name) to separate the two."""
+    user_part = quote(user, safe="@+")
+    return f"{WORKLOAD_PREFIX}{user_part}:{server}" if server else f"{WORKLOAD_PREFIX}{user_part}"
 
 
 def home_dir(data_dir: Path, user: str) -> Path:
