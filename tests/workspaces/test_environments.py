@@ -64,8 +64,18 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("envs")
 
 
+def child_environ() -> dict[str, str]:
+    """This process's environment less its Python's and its mlflow's (``set_experiment``
+    leaves MLFLOW_EXPERIMENT_ID behind): what an environment's own interpreter runs with."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("MLFLOW_")
+    }
+
+
 def run_python(python: Path, code: str, env: dict[str, str] | None = None) -> str:
-    environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    environ = child_environ()
     result = subprocess.run(
         [str(python), "-c", textwrap.dedent(code)],
         env={**environ, **(env or {})},
@@ -148,7 +158,7 @@ def test_a_changed_definition_rebuilds(scratch: Path):
 def test_a_rebuild_keeps_the_build_a_process_runs_from_until_it_ends(scratch: Path):
     builder = CountingBuilder(scratch)
     first = builder.build(EnvironmentSettings(name="inuse", packages=["six==1.16.0"]))
-    environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    environ = child_environ()
     # as a workspace runs: from the build's interpreter, importing from it after the rebuild
     running = subprocess.Popen(
         [str(first.python), "-c", "import sys; sys.stdin.readline(); import six; print(six.__version__)"],
