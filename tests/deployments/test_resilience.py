@@ -25,13 +25,13 @@ from tests.deployments.deploy_kit import (
     load,
     model_deployment,
     note,
-    running,
     serve_processes,
     settled,
     v2_answer,
     v2_body,
     wait_until,
 )
+from tests.processes import alive
 
 
 def two_replicas(name: str, models: Models) -> dict[str, object]:
@@ -59,7 +59,7 @@ def test_a_killed_replica_costs_no_request_and_is_replaced(clean_lab: Lab, model
 
     assert loaded.failures == []
     assert set(loaded.counts()) == {"main:None:0"}
-    assert not running(victim)
+    assert not alive(victim)
     replicas = d["predictors"][0]["replicas"]
     assert [r["state"] for r in replicas] == ["READY", "READY"]
     replaced = next(r for r in replicas if r["id"] == victim_id)
@@ -103,5 +103,5 @@ def test_a_restarted_server_adopts_its_replicas(new_lab: Labs, models: Models) -
     assert "ReplicaCrashed" not in second.kinds("lasting")
 
     second.delete("lasting")
-    wait_until(lambda: not any(running(pid) for pid in pids), "the adopted replicas stopped", timeout=30)
+    wait_until(lambda: not any(alive(pid) for pid in pids), "the adopted replicas stopped", timeout=30)
     assert serve_processes(second.cache_dir) == {}

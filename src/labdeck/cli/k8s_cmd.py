@@ -1,4 +1,6 @@
 """``labdeck k8s render -f FILE``: the Kubernetes objects a deployment becomes, as YAML.
+``labdeck k8s render --values FILE``: the platform's own objects, from a values file
+(``labdeck.cluster``; ``deploy/values.yaml`` documents every field).
 
 Reads ModelDeployments or SeldonDeployments (several documents in one file render each)
 and prints, per predictor, a Deployment, a Service and an HPA when it is autoscaled, and
@@ -39,7 +41,8 @@ def _env(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @k8s.command("render")
-@click.option("-f", "--file", "file", required=True, help="YAML with ModelDeployment or SeldonDeployment documents ('-': stdin).")
+@click.option("-f", "--file", "file", help="YAML with ModelDeployment or SeldonDeployment documents ('-': stdin).")
+@click.option("--values", "values_file", help="A values file: render the platform itself instead ('-': stdin); the other options are for -f.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="TOML settings file.")
 @click.option("--namespace", help="Namespace of the objects [default: deployments.kubernetes.namespace].")
 @click.option("--image", help="Model server image [default: deployments.kubernetes.image].")
@@ -48,7 +51,8 @@ def _env(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--tracking-uri", help="labdeck's URL as the pods reach it: resolves models:/ and runs:/ (sets MLFLOW_TRACKING_URI).")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment of every model server (repeatable).")
 def render(
-    file: str,
+    file: str | None,
+    values_file: str | None,
     config_file: Path | None,
     namespace: str | None,
     image: str | None,
@@ -57,10 +61,18 @@ def render(
     tracking_uri: str | None,
     env: tuple[str, ...],
 ) -> None:
-    """Print the Kubernetes objects of the deployments in FILE as multi-document YAML."""
+    """Print the Kubernetes objects of the deployments in FILE (-f), or of the platform
+    itself (--values), as multi-document YAML."""
     import yaml
 
     from labdeck.compute.manifests import to_yaml
+
+    if (file is None) == (values_file is None):
+        raise click.UsageError("give exactly one of -f FILE (deployments) and --values FILE (the platform)")
+    if values_file is not None:
+        _render_platform(values_file)
+        return
+    assert file is not None  # exactly one was given
     from labdeck.deployments.service import parse_document
     from labdeck.deployments.workloads import kubernetes_manifests
     from labdeck.errors import LabdeckError
@@ -93,6 +105,19 @@ def render(
             )
         objects += kubernetes_manifests(deployment, settings, tracking_uri=tracking_uri, env=model_env)
     click.echo(to_yaml(objects), nl=False)
+
+
+def _render_platform(values_file: str) -> None:
+    from labdeck.cluster.manifests import render_platform
+    from labdeck.cluster.values import ValuesError, load_values
+    from labdeck.compute.manifests import to_yaml
+
+    text = sys.stdin.read() if values_file == "-" else _read(values_file)
+    try:
+        values = load_values(text)
+    except ValuesError as error:
+        raise click.UsageError(f"{values_file}:\n{error}") from None
+    click.echo(to_yaml(render_platform(values)), nl=False)
 
 
 def _read(file: str) -> str:

@@ -326,12 +326,8 @@ class WorkspaceHub:
                     await asyncio.to_thread(self._write_spark_conf, server, workload.program[0], endpoints[SPARK_UI_PORT])
                 self.routes.set(WorkspaceRoute(user, name, server.base_url, endpoints, secret_of(workload)))
             if server.state is not ServerState.RUNNING:
-                if server.progress == RESTARTING_JUPYTERLAB:
-                    said = f"JupyterLab answers again at {server.base_url}"
-                else:
-                    waited = (now_ms() - server.started_at) / 1000 if server.started_at else 0
-                    said = f"JupyterLab answers at {server.base_url}, {waited:.1f} s after the start was asked for"
-                await self._record(server, event=("Running", said), state=ServerState.RUNNING, progress=None, message=None)
+                again = server.progress == RESTARTING_JUPYTERLAB
+                await self._now_running(server, f"again at {server.base_url}" if again else f"at {server.base_url}")
             return False
         if status.rollout is RolloutState.FAILED:
             await self._fail(server, "Failed", f"JupyterLab did not start: {status.message}")
@@ -490,6 +486,12 @@ class WorkspaceHub:
 
     # ------------------------------------------------------------------ on Kubernetes
 
+    async def _now_running(self, server: WorkspaceServer, where: str) -> None:
+        said = f"JupyterLab answers {where}"
+        if not where.startswith("again") and server.started_at:
+            said += f", {(now_ms() - server.started_at) / 1000:.1f} s after the start was asked for"
+        await self._record(server, event=("Running", said), state=ServerState.RUNNING, progress=None, message=None)
+
     async def _launch_pod(self, server: WorkspaceServer, env: EnvironmentSettings, pods: KubernetesWorkspaces) -> None:
         """Apply the server's objects; record its secret (the proxy's, kept for a restarted
         hub) as its launch. Errors are the caller's (``_launch``) to say."""
@@ -535,9 +537,7 @@ class WorkspaceHub:
             if route is None or route.endpoints != found.endpoints:
                 self.routes.set(WorkspaceRoute(user, name, server.base_url, found.endpoints, server.launch[POD_SECRET]))
             if server.state is not ServerState.RUNNING:
-                waited = (now_ms() - server.started_at) / 1000 if server.started_at else 0
-                said = f"JupyterLab answers at {server.base_url} ({found.endpoint}), {waited:.1f} s after the start was asked for"
-                await self._record(server, event=("Running", said), state=ServerState.RUNNING, progress=None, message=None)
+                await self._now_running(server, f"at {server.base_url} ({found.endpoint})")
             return False
         if found.state is ServerState.FAILED:
             await self._fail(server, "Failed", f"JupyterLab did not start: {found.message}")
