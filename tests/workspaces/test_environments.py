@@ -29,6 +29,7 @@ from labdeck.errors import InvalidParameter, NotFound
 from labdeck.wire.errors import http_status
 from labdeck.workspaces.environments import (
     MARKER,
+    PYTHON_BASE_IMAGES,
     BuildState,
     BuiltEnvironment,
     EnvironmentBuilder,
@@ -458,7 +459,7 @@ def test_dockerfiles_of_base_and_spark():
             "EXPOSE",
             "CMD",
         }
-        assert instructions[0] == "FROM python:{}.{}-slim-bookworm".format(*sys.version_info[:2])
+        assert instructions[0] == "FROM " + PYTHON_BASE_IMAGES["{}.{}".format(*sys.version_info[:2])]
         install = next(line for line in instructions if "uv pip install" in line)
         for package in (
             "'jupyterlab>=4'",
@@ -482,6 +483,6 @@ def test_dockerfiles_of_base_and_spark():
 def test_dockerfile_of_a_locked_environment_on_another_python(tmp_path: Path):
     env = EnvironmentSettings(name="pinned", python="/usr/bin/python3.12", lock_file=tmp_path / "requirements.lock")
     instructions = _instructions(dockerfile(env))
-    assert instructions[0] == "FROM python:3.12-slim-bookworm"
+    assert instructions[0].startswith("FROM python:3.12.") and "-slim-bookworm@sha256:" in instructions[0]
     assert "COPY requirements.txt /tmp/labdeck-build/requirements.txt" in instructions
     assert "-r /tmp/labdeck-build/requirements.txt" in next(line for line in instructions if "uv pip install" in line)

@@ -104,7 +104,10 @@ def dockerfile_(config_file: Path | None, data_dir: Path | None, name: str, cont
     """Print the Dockerfile of environment NAME's workspace image."""
     settings = load_settings(config_file, data_dir)
     env = _environment(settings, name)
-    text = dockerfile(env)
+    try:
+        text = dockerfile(env)
+    except LabdeckError as exc:
+        raise click.ClickException(exc.message) from None
     if context is None:
         click.echo(text, nl=False)
         return

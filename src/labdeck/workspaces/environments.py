@@ -528,9 +528,38 @@ def image_python_version(env: EnvironmentSettings) -> str:
     return match.group(1) if match else "{}.{}".format(*sys.version_info[:2])
 
 
+# The base of a workspace image per Python version: the exact patch release and the digest of
+# its multi-platform index (from docker-library/repo-info), so that an image rebuilt later is
+# built on the same bytes. Bump a line deliberately, e.g. after
+# `docker buildx imagetools inspect python:3.11.15-slim-bookworm`.
+PYTHON_BASE_IMAGES = {
+    "3.10": "python:3.10.21-slim-bookworm@sha256:673f009e3763f8d03953b525c89b03a9ee8ca315bf6b8006979b5c4a4e2e4d68",
+    "3.11": "python:3.11.15-slim-bookworm@sha256:d29f48a31a8b408ed19272ca1e7b10ebae13b240a27e862d3d4217c528e2e0c3",
+    "3.12": "python:3.12.14-slim-bookworm@sha256:0f5b26b9518d002b6173fd61daad821fa340635ebfec5bba471013f9ca114579",
+    "3.13": "python:3.13.14-slim-bookworm@sha256:67a1e1f215ccda113cfc024e8639049257e88f273898f595b61476d128d387e8",
+    "3.14": "python:3.14.7-slim-bookworm@sha256:3299f3062a4f3da96c403bfeec3f042768c0bf8a72eee6dd5d90e3a1368ff334",
+}
+# uv inside the image, pinned like the base: the same Dockerfile builds the same tools.
+IMAGE_UV_VERSION = "0.13.9"
+
+
+def python_base_image(env: EnvironmentSettings) -> str:
+    """The pinned ``FROM`` of ``env``'s image; a Python without a pinned base is refused."""
+    version = image_python_version(env)
+    try:
+        return PYTHON_BASE_IMAGES[version]
+    except KeyError:
+        known = ", ".join(PYTHON_BASE_IMAGES)
+        raise InvalidParameter(
+            f"environment {env.name!r} asks for Python {version}, which has no pinned base image; "
+            f"the known ones: {known}"
+        ) from None
+
+
 def dockerfile(env: EnvironmentSettings) -> str:
     """The Dockerfile of ``env``'s workspace image; its build context holds ``envkit/`` (and
-    ``requirements.txt``, a copy of the lock file, when the environment has one)."""
+    ``requirements.txt``, a copy of the lock file, when the environment has one). Its base is
+    pinned by version and digest (``PYTHON_BASE_IMAGES``) and it runs as uid 1000, not root."""
     venv = "/opt/labdeck-env"
     staging = "/tmp/labdeck-build"
     copy_lock = ""
@@ -552,9 +581,9 @@ def dockerfile(env: EnvironmentSettings) -> str:
     return f"""\
 # The workspace image of labdeck's environment {env.name!r}{described}
 # Written by `labdeck envs dockerfile {env.name} --context DIR`; build it with `docker build DIR`.
-FROM python:{image_python_version(env)}-slim-bookworm
+FROM {python_base_image(env)}
 
-{java}RUN pip install --no-cache-dir "uv>=0.5"
+{java}RUN pip install --no-cache-dir "uv=={IMAGE_UV_VERSION}"
 ENV UV_PYTHON_DOWNLOADS=never
 RUN uv venv {venv} --python /usr/local/bin/python --python-preference only-system
 COPY envkit {staging}/envkit
