@@ -7,7 +7,8 @@ dictionary dispatch: the hot path), predictions for deployments to the ``Gateway
 Starlette/FastAPI app. Every route declares what it needs
 (``auth.needs``) and the ``Guard`` checks it before the handler runs; a route that declares
 nothing cannot be added. The lifespan is the only place where things start (migrations,
-the database writer, the deployment controller, the workspace hub) and stop.
+the database writer, the deployment controller, the workspace hub; with several replicas,
+the leader election that decides where the last two run) and stop.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from anyio import to_thread
@@ -54,6 +56,7 @@ from labdeck.tracking.api import TrackingApi
 from labdeck.tracking.logged_models import SqlLoggedModelStore
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
+from labdeck.web.pages import routes as ui_routes
 from labdeck.wire import v1
 from labdeck.workspaces.environments import EnvironmentBuilder
 from labdeck.workspaces.hub import WorkspaceHub
@@ -65,7 +68,12 @@ from labdeck.wire.errors import error_headers, http_status, mlflow_body
 from labdeck.wire.mlflow_rpc import RpcRouter
 from labdeck.wire.types import Receive, Scope, Send
 
+if TYPE_CHECKING:
+    from labdeck.cluster.roles import Leadership
+
 log = logging.getLogger(__name__)
+
+SCHEMA_POLL_S = 2.0
 
 
 @dataclass
@@ -82,6 +90,7 @@ class Platform:
     deployments: DeploymentService
     workspace_routes: WorkspaceRoutes
     workspaces: WorkspaceHub
+    leadership: Leadership | None = None  # with several replicas: which of them runs the controllers
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -111,7 +120,15 @@ class Platform:
         hub = WorkspaceHub(
             SqlWorkspaceStore(db), backend, auth, workspace_routes, settings, EnvironmentBuilder.from_settings(settings)
         )
+        leadership = None
+        if settings.cluster.leader_election.enabled:
+            from labdeck.cluster.roles import Leadership
+
+            leadership = Leadership(
+                settings.cluster.leader_election, controller, hub, kubeconfig=settings.deployments.kubernetes.kubeconfig
+            )
         return cls(
+            leadership=leadership,
             settings=settings,
             db=db,
             artifacts=artifacts,
@@ -125,11 +142,17 @@ class Platform:
         )
 
     async def start(self) -> None:
-        await to_thread.run_sync(self.db.migrate)
+        if self.settings.database.migrate_on_start:
+            await to_thread.run_sync(self.db.migrate)
+        else:
+            await to_thread.run_sync(wait_for_schema, self.db, self.settings.database.schema_wait_s)
         self.auth.session_key = await to_thread.run_sync(session_key, self.settings)
         self.db.start()
-        await self.deployments.controller.start()  # starts the backend, which adopts what runs
-        await self.workspaces.start()
+        if self.leadership is None:  # this process simply leads
+            await self.deployments.controller.start()  # starts the backend, which adopts what runs
+            await self.workspaces.start()
+        else:
+            await self.leadership.start()
         _tune_garbage_collector()
         log.info(
             "labdeck ready",
@@ -137,10 +160,32 @@ class Platform:
         )
 
     async def stop(self) -> None:
+        if self.leadership is not None:  # first: stops the loops and hands the Lease on
+            await self.leadership.stop()
         await self.workspaces.stop()  # first: the controller's stop closes the shared backend
         await self.deployments.controller.stop()
         await self.artifacts.close()
         await to_thread.run_sync(self.db.close)
+
+
+def wait_for_schema(db: Database, wait_s: float) -> None:
+    """With migrations left to ``labdeck db upgrade`` (a migration Job): wait until the
+    schema is the one this version needs, then go on; give up after ``wait_s``."""
+    from labdeck.db.migrate import current_revision, head_revision
+
+    head = head_revision(db.engine)
+    deadline = time.monotonic() + wait_s
+    while True:
+        current = current_revision(db.engine)
+        if current == head:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"the database schema is at revision {current or '(none)'}, this labdeck needs {head}: "
+                "run `labdeck db upgrade` (the migration Job), or start the server without --no-migrate"
+            )
+        log.info("waiting for the database migration", extra={"current": current, "needed": head})
+        time.sleep(SCHEMA_POLL_S)
 
 
 def compute_backend(settings: Settings, db: Database) -> ComputeBackend:
@@ -281,8 +326,16 @@ def create_app(settings: Settings) -> LabdeckApp:
     )
 
     @needs(Public())
-    async def health(_request: Request) -> PlainTextResponse:
-        return PlainTextResponse("OK")
+    async def health(request: Request) -> Response:
+        """``OK`` (what probes read); with ``?detail``, JSON that also says which role
+        this replica has: ``single`` (no leader election), ``leader`` or ``follower``."""
+        if "detail" not in request.query_params:
+            return PlainTextResponse("OK")
+        leadership = platform.leadership
+        detail = {"status": "OK", "role": "single", "controllers": platform.deployments.controller.reconciling}
+        if leadership is not None:
+            detail |= leadership.describe()
+        return Response(orjson.dumps(detail), media_type="application/json")
 
     @needs(Public())
     async def version(_request: Request) -> PlainTextResponse:
@@ -294,6 +347,7 @@ def create_app(settings: Settings) -> LabdeckApp:
         *plain_artifact_routes(platform.artifacts, platform.tracking),
         *plain_registry_routes(platform.registry, platform.artifacts),
         *auth_web_routes(platform.auth, settings.auth),
+        *ui_routes(settings.auth),
     ]
     for path, endpoint, methods in plain_routes:
         web.add_route(path, guarded(endpoint, guard), methods=methods, include_in_schema=False)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +49,16 @@ class DatabaseSettings(_Section):
     pool_size: int = Field(8, ge=1, le=256, description="Connections kept open for readers (and writers on PostgreSQL).")
     group_commit_max: int = Field(
         256, ge=1, le=100_000, description="SQLite only: most write operations committed together in one transaction."
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description=(
+            "Upgrade the schema when the server starts. Off (--no-migrate) when a migration Job runs "
+            "`labdeck db upgrade` instead: the server then waits for the schema (schema_wait_s)."
+        ),
+    )
+    schema_wait_s: float = Field(
+        120, ge=0, le=3600, description="With migrate_on_start off: how long start-up waits for the schema to be current."
     )
 
 
@@ -227,6 +237,51 @@ class WorkspaceSettings(_Section):
     )
 
 
+class LeaderElectionSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description=(
+            "Several replicas on Kubernetes: the one holding a coordination.k8s.io Lease runs the controllers "
+            "and the culler, every replica serves. Off: this process simply leads."
+        ),
+    )
+    lease_name: str = Field("labdeck-leader", description="Name of the Lease the replicas compete for.")
+    namespace: str | None = Field(
+        None, description="Namespace of the Lease; empty: the pod's own (in-cluster), else 'default'."
+    )
+    identity: str | None = Field(
+        None, description="This replica's name in the Lease; empty: the host name (the pod's name) plus a random suffix."
+    )
+    lease_duration_s: float = Field(
+        15, ge=1, le=600, description="How long a Lease not renewed keeps others waiting (the longest takeover)."
+    )
+    renew_deadline_s: float = Field(
+        10, ge=1, le=600, description="A leader that could not renew for this long stops leading (below lease_duration_s)."
+    )
+    retry_period_s: float = Field(2, gt=0, le=60, description="How often the Lease is tried (followers) or renewed (the leader).")
+    refresh_s: float = Field(
+        2, gt=0, le=60, description="How often a follower reads the routes of deployments and workspaces from the database."
+    )
+    activity_write_s: float = Field(
+        30, ge=1, le=3600, description="A follower writes a workspace's proxy activity to the database at most this often."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        if not self.retry_period_s < self.renew_deadline_s < self.lease_duration_s:
+            raise ValueError(
+                "cluster.leader_election needs retry_period_s < renew_deadline_s < lease_duration_s "
+                f"(got {self.retry_period_s:g}, {self.renew_deadline_s:g}, {self.lease_duration_s:g})"
+            )
+        return self
+
+
+class ClusterSettings(_Section):
+    leader_election: LeaderElectionSettings = Field(
+        default_factory=LeaderElectionSettings, description="Which replica runs the controllers."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level written to the log.")
     format: Literal["text", "json"] = Field("text", description="text: key=value lines for people; json: one object per line.")
@@ -252,6 +307,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Identity and permissions.")
     deployments: DeploymentSettings = Field(default_factory=DeploymentSettings, description="Model deployments.")
     workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings, description="Notebook workspaces.")
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings, description="Several replicas of one platform.")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
 
     @field_validator("data_dir", mode="after")

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from labdeck.auth.needs import Admin, On, Public, SignedIn, declared
+from labdeck.web.pages import PAGES
 from labdeck.wire.mlflow_rpc import RpcRouter, rpc
 from tests.auth.access_kit import ROOT, ROOT_PASSWORD, Identity, auth_server, basic
 from tests.conftest import RunningServer
@@ -52,6 +53,9 @@ PATH_VALUES = {
     "token_id": "987654",
     "resource_type": "experiment",
     "resource_id": "987654",
+    "experiment_id": "987654",
+    "run_id": "0123456789abcdef0123456789abcdef",
+    "fingerprint": "000000000000",
 }
 FIELDS: dict[str, Any] = {
     "experiment_id": "987654",
@@ -108,6 +112,13 @@ def _fill_pattern(pattern: str) -> str:
 
 def _fill_template(path: str) -> str:
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PATH_VALUES[m.group(1)], path)
+
+
+def ui_public() -> set[tuple[str, str]]:
+    """The UI's page shells (they send a browser without a session to sign in and hold no
+    data) and its static assets."""
+    shells = {("GET", _fill_template(page.path)) for page in PAGES}
+    return shells | {("GET", "/"), ("GET", "/ui"), ("GET", _fill_template("/ui/static/{fingerprint}/{name:path}"))}
 
 
 def _web_routes(routes: list[Any]) -> Iterator[Any]:
@@ -228,7 +239,7 @@ def test_every_route_declares_what_it_needs(server: RunningServer, routes: list[
 
 def test_only_the_expected_routes_are_public(routes: list[Route]) -> None:
     public = {(r.method, r.path) for r in routes if isinstance(r.need, Public)}
-    assert public == EXPECTED_PUBLIC
+    assert public == EXPECTED_PUBLIC | ui_public()
 
 
 def test_public_routes_answer_without_credentials(
@@ -239,6 +250,9 @@ def test_public_routes_answer_without_credentials(
             response = http.request(route.method, route.path)
             assert response.status_code != 401, f"{route.method} {route.path}: {response.text}"
             assert response.status_code < 500, f"{route.method} {route.path}: {response.text}"
+            if route.path.startswith("/ui/") and "/static/" not in route.path:
+                assert response.status_code == 303, route.path
+                assert response.headers["location"].startswith("/auth/login?next=/ui/"), route.path
     assert http.get("/health").text == "OK"
     assert (
         http.get(

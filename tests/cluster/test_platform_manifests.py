@@ -229,7 +229,20 @@ def check_platform(
     pods = server["spec"]["template"]["metadata"]["labels"]
     assert SERVER_LABELS.items() <= pods.items()
     assert by_kind["Service"]["labdeck"]["spec"]["selector"].items() <= pods.items()
-    if values.server.replicas > 1:
+    jobs = by_kind.get("Job", {})
+    if values.migrations.job:
+        (job,) = jobs.values()
+        (migrate,) = job["spec"]["template"]["spec"]["containers"]
+        assert migrate["args"][:2] == ["db", "upgrade"] and migrate["image"] == values.image.reference
+        assert migrate["resources"]["requests"] and migrate["securityContext"]["readOnlyRootFilesystem"]
+        assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+        # what the server reads from a Secret, the Job reads from the same one (the database's only)
+        server_env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+        for env in migrate["env"]:
+            assert env == server_env[env["name"]] and env["name"] == "LABDECK_DATABASE__URL"
+    else:
+        assert not jobs
+    if values.server.replica_count > 1:
         budget = by_kind["PodDisruptionBudget"]["labdeck"]["spec"]
         assert (
             budget["minAvailable"] == 1
@@ -310,7 +323,9 @@ def test_minimal_values_fill_in_the_defaults(
     values = parse_values(MINIMAL)
     by_kind = check_platform(values, render_platform(values))
     deployment = by_kind["Deployment"]["labdeck"]
-    assert deployment["metadata"]["namespace"] == "labdeck" and deployment["spec"]["replicas"] == 1
+    # leader election is on by default, and with it two replicas (and a budget)
+    assert deployment["metadata"]["namespace"] == "labdeck" and deployment["spec"]["replicas"] == 2
+    assert by_kind["PodDisruptionBudget"]["labdeck"]["spec"]["minAvailable"] == 1
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["resources"] == {
         "requests": {"cpu": "250m", "memory": "512Mi"},
@@ -343,6 +358,63 @@ def test_minimal_values_fill_in_the_defaults(
     assert [e.name for e in settings.workspaces.environments] == ["base", "spark"]
     assert all(e.image for e in settings.workspaces.environments)
     assert settings.auth.public_url is None
+    election = settings.cluster.leader_election
+    assert election.enabled and election.namespace == "labdeck" and election.lease_name == "labdeck-leader"
+    # the migration Job upgrades the schema; the servers wait for it within their startup probe
+    assert settings.database.migrate_on_start is False
+    probe = container["startupProbe"]
+    assert settings.database.schema_wait_s < probe["periodSeconds"] * probe["failureThreshold"]
+
+
+def test_the_migration_job_runs_labdeck_db_upgrade_once_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labdeck.cli.db_cmd import upgrade as upgrade_command
+
+    values = parse_values(EXTERNAL_SECRETS)
+    by_kind = check_platform(values, render_platform(values))
+    (job,) = by_kind["Job"].values()
+    assert job["metadata"]["name"].startswith("labdeck-migrate-")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    params = upgrade_command.make_context("upgrade", container["args"][2:]).params
+    assert params["config_file"] == Path("/etc/labdeck/labdeck.toml")
+    assert [e["name"] for e in container["env"]] == ["LABDECK_DATABASE__URL"]
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    # the Job reads the server's own configuration: the same database
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "config", "configMap": {"name": "labdeck-config"}} in volumes
+
+    def job_name(data: dict[str, Any]) -> str:
+        (found,) = [o for o in render_platform(parse_values(data)) if o["kind"] == "Job"]
+        return found["metadata"]["name"]
+
+    assert job_name(EXTERNAL_SECRETS) == job["metadata"]["name"]  # the same values: the same Job
+    newer = copy.deepcopy(EXTERNAL_SECRETS)
+    newer["image"]["tag"] = "1.2.4"
+    assert job_name(newer) != job["metadata"]["name"]  # a new version: a new Job
+    other_db = copy.deepcopy(EXTERNAL_SECRETS)
+    other_db["database"]["urlSecret"]["key"] = "other-url"
+    assert job_name(other_db) != job["metadata"]["name"]
+
+
+def test_without_the_job_each_server_migrates_as_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = parse_values({**MINIMAL, "migrations": {"job": False}})
+    by_kind = check_platform(values, render_platform(values))
+    assert "Job" not in by_kind
+    assert server_settings(by_kind, tmp_path, monkeypatch).database.migrate_on_start is True
+
+
+def test_without_leader_election_one_replica_runs_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = parse_values({**MINIMAL, "server": {"leaderElection": False}})
+    by_kind = check_platform(values, render_platform(values))
+    assert by_kind["Deployment"]["labdeck"]["spec"]["replicas"] == 1
+    assert "PodDisruptionBudget" not in by_kind
+    settings = server_settings(by_kind, tmp_path, monkeypatch)
+    assert settings.cluster.leader_election.enabled is False
 
 
 def test_roles_hold_the_least_rights_in_each_namespace() -> None:
@@ -515,10 +587,10 @@ def test_external_secrets_reach_the_server_only_as_secret_references(
         "AWS_SECRET_ACCESS_KEY": {"name": "labdeck-s3", "key": "AWS_SECRET_ACCESS_KEY"},
         "LABDECK_AUTH__OIDC__CLIENT_SECRET": {"name": "labdeck-keys", "key": "oidc"},
     }
-    assert (
-        "database"
-        not in tomllib_keys(by_kind["ConfigMap"]["labdeck-config"]["data"]["labdeck.toml"]).split()
-    )
+    import tomllib
+
+    toml = tomllib.loads(by_kind["ConfigMap"]["labdeck-config"]["data"]["labdeck.toml"])
+    assert "url" not in toml["database"]  # the URL comes from the Secret only
     settings = server_settings(by_kind, tmp_path, monkeypatch)
     assert settings.database_url == "value-of-labdeck-database-url"
     assert (
@@ -562,6 +634,11 @@ def _with(path: str, value: Any, base: dict[str, Any] = MINIMAL) -> dict[str, An
             "auth.oidc.clientSecret.value: Extra inputs",
         ),
         (_with("server.replicas", "many"), "server.replicas: Input should be a valid integer"),
+        (
+            _with("server", {"replicas": 3, "leaderElection": False}),
+            "server.replicas is 3 but server.leaderElection is off",
+        ),
+        (_with("migrations.job", "sometimes"), "migrations.job: Input should be a valid boolean"),
         (
             _with("server.replicas", 0),
             "server.replicas: Input should be greater than or equal to 1",

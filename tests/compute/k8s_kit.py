@@ -6,7 +6,9 @@ The fake API server is a real HTTP server on 127.0.0.1 standing in for a cluster
 none on this machine). It records every request (method, path, query, content type,
 body), stores what server-side apply PATCHes send and echoes it back (bumping
 ``metadata.generation`` when the spec changes, as the API server does), answers GETs and
-label-selected lists, and DELETEs. A Deployment's status and the pods are whatever the test
+label-selected lists, and DELETEs. Leases are created (POST: 409 when one exists) and
+replaced (PUT: 409 when the ``resourceVersion`` sent is not the stored one), each write
+getting a new ``resourceVersion``: what makes two candidates unable to both win. A Deployment's status and the pods are whatever the test
 sets; in ``auto`` mode it plays the Deployment controller too: every applied Deployment
 gets ready pods and a finished rollout.
 """
@@ -88,6 +90,9 @@ def check_objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
                 assert not selected.items() <= other["spec"]["template"]["metadata"]["labels"].items()
     for name, pod in by_kind.get("Pod", {}).items():
         _check_pod_spec(f"Pod {name}", pod["spec"], by_kind)
+    for name, job in by_kind.get("Job", {}).items():
+        _check_labels(job["spec"]["template"]["metadata"]["labels"])
+        _check_pod_spec(f"Job {name}", job["spec"]["template"]["spec"], by_kind)
 
     # what a Service may select: the pods of a Deployment, or a bare Pod
     pod_sets = [(f"Deployment {n}", d["spec"]["template"]["metadata"]["labels"], d["spec"]["template"]["spec"]) for n, d in deployments.items()]
@@ -250,6 +255,9 @@ KINDS = {
     "serviceaccounts": ("v1", "ServiceAccount"),
     "roles": ("rbac.authorization.k8s.io/v1", "Role"),
     "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    # leader election (tests/cluster/test_leader.py): created, read and replaced, guarded
+    # by resourceVersion as the API server guards every update
+    "leases": ("coordination.k8s.io/v1", "Lease"),
 }
 
 
@@ -276,6 +284,7 @@ class FakeKube:
         self.refuse: dict[tuple[str, str], tuple[int, str]] = {}  # (plural, name) -> (code, message)
         self.down = False  # True: every request answers 503, as an API server that is not there
         self._lock = threading.Lock()
+        self._version = 100  # the last resourceVersion given
         kube = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -385,6 +394,8 @@ class FakeKube:
             if plural == "deployments":
                 self.pods = [p for p in self.pods if p["metadata"].get("ownerName") != name]
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural}}, "application/json"
+        if r.method in ("POST", "PUT") and plural == "leases":
+            return self._write_lease(r.method, ns, name, r.body)
         if r.method != "GET":
             return self._status(405, "MethodNotAllowed", r.method)
         if plural == "pods" and sub == "log":
@@ -403,6 +414,40 @@ class FakeKube:
         if key not in self.objects:
             return self._status(404, "NotFound", f'{plural} "{name}" not found')
         return 200, self._with_status(plural, self.objects[key]), "application/json"
+
+    def _write_lease(self, method: str, ns: str, name: str | None, body: Any) -> tuple[int, Any, str]:
+        """POST .../leases creates, PUT .../leases/<name> replaces, as the API server does."""
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            return self._status(400, "BadRequest", "the body is no Lease")
+        meta = body["metadata"]
+        if method == "POST":
+            name = meta.get("name")
+            if not name:
+                return self._status(422, "Invalid", "metadata.name: Required value")
+            if ("leases", ns, name) in self.objects:
+                return self._status(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists')
+            meta["uid"] = f"uid-{len(self.objects) + 1}"
+        else:
+            if name is None or meta.get("name") != name:
+                return self._status(400, "BadRequest", "the name in the body does not match the URL")
+            stored = self.objects.get(("leases", ns, name))
+            if stored is None:
+                return self._status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found')
+            sent = meta.get("resourceVersion")
+            if sent and sent != stored["metadata"]["resourceVersion"]:
+                return self._status(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the object has been '
+                    "modified; please apply your changes to the latest version and try again",
+                )
+            meta["uid"] = stored["metadata"]["uid"]
+        self._version += 1
+        lease = copy.deepcopy(body)
+        lease["apiVersion"], lease["kind"] = "coordination.k8s.io/v1", "Lease"
+        lease["metadata"].update(namespace=ns, resourceVersion=str(self._version))
+        self.objects[("leases", ns, name)] = lease
+        return (201 if method == "POST" else 200), copy.deepcopy(lease), "application/json"
 
     def _with_status(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(obj)

@@ -19,6 +19,7 @@ COMMANDS = {
     "up": "labdeck.cli.server_cmd:up",
     "server": "labdeck.cli.server_cmd:server",
     "config": "labdeck.cli.config_cmd:config",
+    "db": "labdeck.cli.db_cmd:db",
     "models": "labdeck.cli.models_cmd:models",
     "serve": "labdeck.cli.serve_cmd:serve",
     "deploy": "labdeck.cli.deploy_cmd:deploy",

@@ -66,7 +66,10 @@ def run(settings: Settings, banner: bool) -> None:
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     click.echo(f"labdeck is listening at {url}", err=True)
     if banner:
-        click.echo(f"  data folder: {settings.data_dir}\n  MLflow clients: export MLFLOW_TRACKING_URI={url}", err=True)
+        click.echo(
+            f"  web UI: {url}/ui/\n  data folder: {settings.data_dir}\n  MLflow clients: export MLFLOW_TRACKING_URI={url}",
+            err=True,
+        )
     config = uvicorn.Config(
         create_app(settings),
         loop="uvloop",
@@ -83,9 +86,17 @@ def run(settings: Settings, banner: bool) -> None:
 
 @click.command()
 @settings_options
-def server(**flags: Any) -> None:
+@click.option(
+    "--no-migrate",
+    is_flag=True,
+    help="Do not upgrade the database schema on start (a migration Job runs `labdeck db upgrade`); wait for it instead.",
+)
+def server(no_migrate: bool, **flags: Any) -> None:
     """Run the labdeck server."""
-    run(load_settings(**flags), banner=False)
+    settings = load_settings(**flags)
+    if no_migrate:
+        settings.database.migrate_on_start = False
+    run(settings, banner=False)
 
 
 @click.command()

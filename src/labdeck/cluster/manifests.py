@@ -10,9 +10,18 @@ PodDisruptionBudget (with more than one replica) and Service; an Ingress, or wit
 Gateway (unless an existing one is named) and a VirtualService routing ``/`` to labdeck;
 and NetworkPolicies for the workspaces' and model servers' namespaces.
 
-No migration Job: labdeck has no migrate command, the server upgrades the schema when it
-starts (``LabdeckApp`` lifespan, Alembic). Leader election is not done yet, so every
-replica runs the controllers and the culler.
+With ``migrations.job`` (the default) a Job runs ``labdeck db upgrade`` with the server's
+image and database settings before the servers start; it is named after a hash of the
+image and the database (``labdeck-migrate-<hash>``), so a new version renders a new Job
+(a Job's pod template cannot change) and applying the same manifests again changes
+nothing. The servers are then rendered with ``database.migrate_on_start`` off: they wait
+for the schema (``database.schema_wait_s``, within the startup probe's five minutes)
+instead of racing each other to migrate. Without the Job each server migrates as it starts.
+
+With ``server.leaderElection`` (the default, and two replicas unless ``server.replicas``
+says otherwise) the servers compete for the ``labdeck-leader`` Lease in labdeck's
+namespace (``labdeck.cluster.leader``): the holder runs the controllers and the culler,
+every replica serves (``labdeck.cluster.roles``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ CONFIG_DIR = "/etc/labdeck"
 CONFIG_FILE = "labdeck.toml"
 DATA_DIR = "/tmp/labdeck"  # on the /tmp emptyDir: the server keeps only caches there
 SERVER_LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "server"}
+LEASE = "labdeck-leader"
+SCHEMA_WAIT_S = 270  # under the startup probe's 5 minutes
 READ = ["get", "list", "watch"]
 WRITE = [*READ, "create", "update", "patch", "delete"]
 
@@ -42,8 +53,11 @@ def render_platform(values: Values) -> list[dict[str, Any]]:
     for role in roles(values):
         objects += [role, _binding(role, values.namespace)]
     config = config_map(values)
-    objects += [config, server_deployment(values, config)]
-    if values.server.replicas > 1:
+    objects.append(config)
+    if values.migrations.job:
+        objects.append(migration_job(values, config))
+    objects.append(server_deployment(values, config))
+    if values.server.replica_count > 1:
         objects.append(disruption_budget(values))
     objects.append(service(values))
     if values.istio.enabled:
@@ -169,7 +183,19 @@ def settings_of(values: Values) -> dict[str, Any]:
             "proxy_headers": True,
             "forwarded_allow_ips": "*",
         },
-        **({"database": {"url": values.database.url}} if values.database.url else {}),
+        "database": _present(
+            url=values.database.url,
+            # the migration Job upgrades the schema; the servers wait for it, within the startup probe
+            migrate_on_start=False if values.migrations.job else None,
+            schema_wait_s=SCHEMA_WAIT_S if values.migrations.job else None,
+        ),
+        "cluster": {
+            "leader_election": {
+                "enabled": values.server.leader_election,
+                "namespace": values.namespace,
+                "lease_name": LEASE,
+            }
+        },
         "artifacts": _present(
             uri=f"s3://{s3.bucket}/{s3.prefix}".rstrip("/"),
             s3_endpoint_url=s3.endpoint,
@@ -316,7 +342,8 @@ def server_deployment(values: Values, config: dict[str, Any]) -> dict[str, Any]:
             "requests": resources.requests.as_dict(),
             "limits": resources.limits.as_dict(),
         },
-        # migrations run before the server listens: the startup probe gives them time
+        # migrations (or the wait for the migration Job) run before the server listens:
+        # the startup probe gives them time
         "startupProbe": _probe(5, 60),
         "readinessProbe": _probe(5, 3),
         "livenessProbe": _probe(10, 3),
@@ -324,19 +351,13 @@ def server_deployment(values: Values, config: dict[str, Any]) -> dict[str, Any]:
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _container_security(),
     }
     if not container["resources"]["limits"]:
         del container["resources"]["limits"]
     deployment = _object("apps/v1", "Deployment", values.namespace, NAME)
     deployment["spec"] = {
-        "replicas": values.server.replicas,
+        "replicas": values.server.replica_count,
         "selector": {"matchLabels": dict(SERVER_LABELS)},
         "strategy": {
             "type": "RollingUpdate",
@@ -349,11 +370,7 @@ def server_deployment(values: Values, config: dict[str, Any]) -> dict[str, Any]:
             },
             "spec": {
                 "serviceAccountName": NAME,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "fsGroup": RUN_AS,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": _pod_security(),
                 "containers": [container],
                 "volumes": [
                     {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
@@ -363,6 +380,66 @@ def server_deployment(values: Values, config: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return deployment
+
+
+def migration_job(values: Values, config: dict[str, Any]) -> dict[str, Any]:
+    """``labdeck db upgrade`` once per image and database: the name carries their hash."""
+    database = {
+        "url": values.database.url,
+        "secret": values.database.url_secret.model_dump() if values.database.url_secret else None,
+    }
+    digest = hashlib.sha256(json.dumps([values.image.reference, database], sort_keys=True).encode()).hexdigest()[:10]
+    env = []
+    if values.database.url_secret:
+        ref = values.database.url_secret
+        env.append(_secret_env("LABDECK_DATABASE__URL", ref.secret_name, ref.key))
+    container = {
+        "name": "migrate",
+        "image": values.image.reference,
+        "imagePullPolicy": values.image.pull_policy,
+        "command": ["labdeck"],
+        "args": ["db", "upgrade", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": env,
+        "resources": {"requests": values.server.resources.requests.as_dict()},
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": _container_security(),
+    }
+    job = _object("batch/v1", "Job", values.namespace, f"{NAME}-migrate-{digest}")
+    job["metadata"]["labels"]["app.kubernetes.io/component"] = "migration"
+    job["spec"] = {
+        "backoffLimit": 6,
+        "template": {
+            "metadata": {"labels": {**managed_labels(APP), "app.kubernetes.io/component": "migration"}},
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "automountServiceAccountToken": False,  # it talks to the database only
+                "securityContext": _pod_security(),
+                "containers": [container],
+                "volumes": [
+                    {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+    }
+    return job
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def disruption_budget(values: Values) -> dict[str, Any]:

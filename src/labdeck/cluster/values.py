@@ -104,12 +104,25 @@ class ResourceValues(_Strict):
 
 
 class ServerValues(_Strict):
-    replicas: int = Field(
-        1,
+    replicas: int | None = Field(
+        None,
         ge=1,
         le=50,
-        description="Server pods; each serves the API and the proxies. More than one waits for leader election (docs/cluster.md).",
+        description=(
+            "Server pods; each serves the API and the proxies, the one holding the leader Lease also "
+            "runs the controllers. Default: 2 with leader election, else 1."
+        ),
     )
+    leader_election: bool = Field(
+        True,
+        description="Elect one replica (a coordination.k8s.io Lease) to run the controllers and the culler.",
+    )
+
+    @property
+    def replica_count(self) -> int:
+        if self.replicas is not None:
+            return self.replicas
+        return 2 if self.leader_election else 1
     resources: ResourceValues = Field(
         ResourceValues(), description="Requests and limits of each server pod."
     )
@@ -288,6 +301,16 @@ class WorkspaceValues(_Strict):
         return value
 
 
+class MigrationValues(_Strict):
+    job: bool = Field(
+        True,
+        description=(
+            "Upgrade the database schema in a Job (`labdeck db upgrade`, one per image and database); "
+            "the servers wait for it instead of migrating as they start."
+        ),
+    )
+
+
 class DeploymentValues(_Strict):
     namespace: DnsLabel = Field("labdeck-models", description="Namespace of the model deployments.")
 
@@ -305,9 +328,15 @@ class Values(_Strict):
     istio: IstioValues = Field(IstioValues())
     workspaces: WorkspaceValues = Field(WorkspaceValues())
     deployments: DeploymentValues = Field(DeploymentValues())
+    migrations: MigrationValues = Field(MigrationValues())
 
     @model_validator(mode="after")
     def _consistent(self) -> Values:
+        if not self.server.leader_election and self.server.replica_count > 1:
+            raise ValueError(
+                f"server.replicas is {self.server.replica_count} but server.leaderElection is off: "
+                "every replica would run the controllers; turn leader election on or run one replica"
+            )
         namespaces = [self.namespace, self.workspaces.namespace, self.deployments.namespace]
         if len(set(namespaces)) != 3:
             raise ValueError(

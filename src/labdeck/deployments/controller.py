@@ -72,21 +72,42 @@ class DeploymentController:
         self._task: asyncio.Task[None] | None = None
         self._deleting: dict[str, asyncio.Task[None]] = {}
         self._busy = False
+        self._backend_started = False
 
     async def start(self) -> None:
-        await self.backend.start()
-        self._task = asyncio.create_task(self._loop(), name="deployment-controller")
+        """Start the backend (once: it adopts what runs) and the reconcile loop."""
+        if not self._backend_started:
+            await self.backend.start()
+            self._backend_started = True
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="deployment-controller")
 
-    async def stop(self) -> None:
+    async def pause(self) -> None:
+        """Stop reconciling, keeping the backend: a replica that no longer leads."""
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for task in self._deleting.values():
+            self._task = None
+        deleting = list(self._deleting.values())
+        for task in deleting:
             task.cancel()
+        await asyncio.gather(*deleting, return_exceptions=True)
+
+    @property
+    def reconciling(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        await self.pause()
         await self.backend.close()
+
+    async def follow(self) -> None:
+        """A replica that does not lead: the routing table from what the leader recorded
+        (each predictor's replicas and their endpoints), without asking the backend."""
+        self.routes.update([route_from_record(d) for d in await self.store.all() if d.state is not DeploymentState.DELETING])
 
     def poke(self) -> None:
         """Something changed: reconcile now rather than at the next tick."""
@@ -298,21 +319,31 @@ class DeploymentController:
     # ------------------------------------------------------------------ routing
 
     def _route(self, deployment: Deployment, statuses: list[PredictorStatus]) -> DeploymentRoute:
-        by_name = {s.name: s for s in statuses}
-        predictors = []
-        for predictor in deployment.spec.spec.predictors:
-            status = by_name[predictor.name]
-            ready = [r for r in status.replicas if r["state"] == ReplicaState.READY]
-            predictors.append(
-                PredictorRoute(
-                    predictor.name,
-                    deployment.spec.traffic(predictor),
-                    predictor.shadow,
-                    [r["endpoints"]["http"] for r in ready],
-                    [r["endpoints"]["grpc"] for r in ready if "grpc" in r["endpoints"]],
-                )
+        return route_of(deployment, statuses)
+
+
+def route_from_record(deployment: Deployment) -> DeploymentRoute:
+    """The route of a deployment as its stored predictor statuses say."""
+    return route_of(deployment, list(deployment.predictors))
+
+
+def route_of(deployment: Deployment, statuses: list[PredictorStatus]) -> DeploymentRoute:
+    """Where each predictor's traffic goes: its ready replicas' endpoints."""
+    by_name = {s.name: s for s in statuses}
+    predictors = []
+    for predictor in deployment.spec.spec.predictors:
+        status = by_name.get(predictor.name)
+        ready = [r for r in status.replicas if r["state"] == ReplicaState.READY] if status else []
+        predictors.append(
+            PredictorRoute(
+                predictor.name,
+                deployment.spec.traffic(predictor),
+                predictor.shadow,
+                [r["endpoints"]["http"] for r in ready],
+                [r["endpoints"]["grpc"] for r in ready if "grpc" in r["endpoints"]],
             )
-        return DeploymentRoute(deployment.name, deployment.namespace, predictors)
+        )
+    return DeploymentRoute(deployment.name, deployment.namespace, predictors)
 
 
 def _describe(revision: Revision | None) -> str:

@@ -24,6 +24,11 @@ observing reads the Pod, tearing down deletes them; the rest (the rules, the sta
 token, the routes, adoption) is the same, except that no pod nobody wants is looked for
 (``ws-`` workloads are the local backend's). Those steps live in the section "on
 Kubernetes" below.
+
+With several replicas (``cluster.leader_election``) only the leader's hub reconciles and
+culls (``start``/``pause``); the others ``follow``: they rebuild the routes from the
+database (a pod's address is its Service's name; a local process's, its recorded ports)
+and write the proxy traffic they see there for the leader's culler.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ from labdeck.auth.entities import Principal
 from labdeck.auth.service import AuthService
 from labdeck.clock import now_ms
 from labdeck.compute.backend import ComputeBackend
+from labdeck.compute.store import ReplicaStore
 from labdeck.compute.workload import ReplicaState, RolloutState
 from labdeck.config import EnvironmentSettings, Settings
 from labdeck.errors import (
@@ -61,7 +68,8 @@ from labdeck.workspaces.entities import (
     label,
 )
 from labdeck.workspaces.environments import EnvironmentBuilder, EnvironmentStatus
-from labdeck.workspaces.kube import KubernetesWorkspaces
+from labdeck.workspaces.kube import KubernetesWorkspaces, pod_endpoints
+from labdeck.workspaces.manifests import WorkspaceNames
 from labdeck.workspaces.routes import WorkspaceRoute, WorkspaceRoutes
 from labdeck.workspaces.store import SqlWorkspaceStore
 from labdeck.workspaces.workloads import (
@@ -116,6 +124,7 @@ class WorkspaceHub:
         self._deleting: dict[str, asyncio.Task[None]] = {}  # workloads no server wants
         self._reached_at: tuple[str, int] | None = None  # where a request last reached this server
         self._busy = False
+        self._activity_written: dict[Key, float] = {}  # monotonic: when follow() last wrote a server's activity
 
     @property
     def data_dir(self) -> Path:
@@ -125,8 +134,8 @@ class WorkspaceHub:
 
     async def start(self) -> None:
         """Start supervising (the backend has adopted what runs: the Platform starts it first)."""
-        if not self.runs_here:
-            return  # nothing of the hub's can run there: nothing to supervise
+        if not self.runs_here or self._task is not None:
+            return  # nothing of the hub's can run there (nothing to supervise), or it does already
         self._task = asyncio.create_task(self._loop(), name="workspace-hub")
         await self.culler.start()
 
@@ -135,15 +144,89 @@ class WorkspaceHub:
         """Whether the hub runs workspaces there: processes on this machine, or pods."""
         return self.backend.name == "local" or self.pods is not None
 
-    async def stop(self) -> None:
-        """Stop supervising; the servers keep running, and are adopted by the next hub."""
+    async def pause(self) -> None:
+        """Stop supervising and culling (a replica that no longer leads); the servers keep
+        running, and are adopted by the next hub."""
         await self.culler.stop()
         tasks = [t for t in (self._task, *self._launching.values(), *self._tearing_down.values(), *self._deleting.values()) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+
+    @property
+    def reconciling(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        await self.pause()
         if self.pods is not None:
             await self.pods.close()
+
+    # ------------------------------------------------------------------ on a replica that does not lead
+
+    async def follow(self, activity_every_s: float) -> None:
+        """The routes of running servers from what the leader recorded, so that this
+        replica's proxy serves them too; and the proxy traffic seen here written to the
+        database (at most every ``activity_every_s`` per server), where the leader's
+        culler reads it."""
+        found = {(s.user, s.server): s for s in await self.store.all()}
+        running = {key: s for key, s in found.items() if s.state is ServerState.RUNNING and s.launch is not None}
+        ready = await self._recorded_endpoints(list(running.values()))
+        for key, server in running.items():
+            endpoints = ready.get(key)
+            if endpoints is None:
+                continue
+            known = self.routes.get(*key)
+            secret = self._recorded_secret(server)
+            if known is None or known.endpoints != endpoints or known.secret != secret:
+                since = (server.last_activity or server.started_at or now_ms()) / 1000
+                self.routes.set(WorkspaceRoute(server.user, server.server, server.base_url, endpoints, secret, since))
+        for route in self.routes.all():
+            key = (route.user, route.server)
+            if key not in ready:
+                self.routes.remove(*key)
+                self._activity_written.pop(key, None)
+                continue
+            recorded = running[key].last_activity or 0
+            seen = int(route.last_activity * 1000)
+            written = self._activity_written.get(key)
+            if seen > recorded and (written is None or time.monotonic() - written >= activity_every_s):
+                await self.store.note_activity(route.user, route.server, seen)
+                self._activity_written[key] = time.monotonic()
+
+    def _recorded_secret(self, server: WorkspaceServer) -> str:
+        assert server.launch is not None
+        return server.launch[POD_SECRET] if self.pods is not None else secret_of(from_json(server.launch))
+
+    async def _recorded_endpoints(self, servers: list[WorkspaceServer]) -> dict[Key, dict[str, str]]:
+        """Where each running server answers: its pod's Service (a name computed from the
+        server's), or the ports the local backend recorded for its ready process."""
+        if self.pods is not None:
+            out = {}
+            for server in servers:
+                try:
+                    spark = self.environment(server.environment).spark
+                except InvalidParameter:  # an environment since removed from the settings
+                    spark = False
+                names = WorkspaceNames.of(server.user, server.server)
+                out[(server.user, server.server)] = pod_endpoints(names, self.pods.namespace, spark_ui=spark)
+            return out
+        store = getattr(self.backend, "store", None)
+        if not isinstance(store, ReplicaStore):
+            return {}
+        rows = await store.all()
+        out = {}
+        for server in servers:
+            assert server.launch is not None
+            revision = from_json(server.launch).revision
+            row = next(
+                (r for r in rows if r.workload == server.workload and r.revision == revision and r.state == ReplicaState.READY), None
+            )
+            if row is not None:
+                host = getattr(self.backend, "host", "127.0.0.1")
+                out[(server.user, server.server)] = {name: f"{host}:{port}" for name, port in row.ports.items()}
+        return out
 
     def poke(self) -> None:
         """Something changed: reconcile now rather than at the next tick."""

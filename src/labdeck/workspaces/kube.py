@@ -204,9 +204,16 @@ def pod_status(names: WorkspaceNames, namespace: str, pod: dict[str, Any] | None
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     if not ready:
         return PodStatus(ServerState.STARTING, None, pending_message(status), {})
+    ports = {p.get("name") for c in (pod.get("spec") or {}).get("containers") or [] for p in c.get("ports") or []}
+    endpoints = pod_endpoints(names, namespace, spark_ui=SPARK_UI_PORT in ports)
+    return PodStatus(ServerState.RUNNING, endpoints[JUPYTER_PORT], None, endpoints)
+
+
+def pod_endpoints(names: WorkspaceNames, namespace: str, *, spark_ui: bool) -> dict[str, str]:
+    """Where a running server's ports are reached: its Service's DNS name, so any replica
+    of labdeck computes them from the server's name alone."""
     host = f"{names.pod}.{namespace}.svc"
     endpoints = {JUPYTER_PORT: f"{host}:{NOTEBOOK_PORT}"}
-    ports = {p.get("name") for c in (pod.get("spec") or {}).get("containers") or [] for p in c.get("ports") or []}
-    if SPARK_UI_PORT in ports:
+    if spark_ui:
         endpoints[SPARK_UI_PORT] = f"{host}:{SPARK_UI_CONTAINER_PORT}"
-    return PodStatus(ServerState.RUNNING, endpoints[JUPYTER_PORT], None, endpoints)
+    return endpoints

@@ -233,6 +233,21 @@ class SqlWorkspaceStore:
 
         return await self.db.write(work, small=True)
 
+    async def note_activity(self, user: str, server: str, at: int) -> bool:
+        """Record proxy traffic seen at ``at`` (ms) unless a later time is recorded already
+        (replicas write what each of them saw, in any order); whether it was later."""
+
+        def work(conn: Connection) -> bool:
+            query = (
+                update(servers)
+                .where(_key(user, server))
+                .where((servers.c.last_activity.is_(None)) | (servers.c.last_activity < at))
+                .values(last_activity=at)
+            )
+            return conn.execute(query).rowcount > 0
+
+        return await self.db.write(work, small=True)
+
     async def failed(self, user: str, server: str, kind: str, message: str, *, for_start: int | None) -> bool:
         """It cannot run: FAILED with the reason (and an event of ``kind``), no longer
         desired (a new start tries again). Not when it was asked to stop meanwhile."""
