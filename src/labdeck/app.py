@@ -44,6 +44,7 @@ from labdeck.config import Settings
 from labdeck.db import Database
 from labdeck.deployments.controller import DeploymentController
 from labdeck.deployments.gateway import Gateway
+from labdeck.deployments.traffic import TrafficStats
 from labdeck.deployments.service import DeploymentService
 from labdeck.deployments.store import SqlDeploymentStore
 from labdeck.deployments.v1 import router as deployments_v1
@@ -354,13 +355,15 @@ def create_app(settings: Settings) -> LabdeckApp:
     v1.install_error_handlers(web)
     web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
     web.include_router(auth_v1(platform.auth, guard), prefix=v1.PREFIX)
-    web.include_router(deployments_v1(platform.deployments, guard, platform.artifacts), prefix=v1.PREFIX)
+    traffic = TrafficStats()
+    web.include_router(deployments_v1(platform.deployments, guard, platform.artifacts, traffic), prefix=v1.PREFIX)
     web.include_router(workspaces_v1(platform.workspaces), prefix=v1.PREFIX)
     gateway = Gateway(
         platform.deployments.controller.routes,
         guard,
         timeout_s=settings.deployments.gateway_timeout_s,
         max_body_bytes=int(settings.deployments.max_body_mb * 1024 * 1024),
+        traffic=traffic,
     )
     notebooks = NotebookProxy(platform.workspace_routes, state_of=platform.workspaces.state_of)
     return LabdeckApp(platform, rpc, web, gateway, notebooks)

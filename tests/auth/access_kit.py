@@ -36,8 +36,11 @@ def basic(username: str, password: str) -> str:
 
 
 @contextmanager
-def auth_server(data_dir: Path, backend: str, **auth: Any) -> Iterator[RunningServer]:
-    """A labdeck with ``auth.mode = password`` (plus ``auth``) whose admin ``root`` exists."""
+def auth_server(
+    data_dir: Path, backend: str, *, settings: dict[str, Any] | None = None, **auth: Any
+) -> Iterator[RunningServer]:
+    """A labdeck with ``auth.mode = password`` (plus ``auth``) whose admin ``root`` exists;
+    ``settings`` adds other sections (``{"workspaces": {...}}``)."""
     database_url = None
     db_name = None
     if backend == "postgres":
@@ -66,6 +69,7 @@ def auth_server(data_dir: Path, backend: str, **auth: Any) -> Iterator[RunningSe
             data_dir=data_dir,
             database={"url": database_url},
             auth={"mode": "password", "session_secret": "access-tests-secret-0123456789", **auth},
+            **(settings or {}),
         )
         server = start_labdeck(settings)
         try:

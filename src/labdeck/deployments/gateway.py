@@ -6,7 +6,9 @@ by traffic weight, a replica by round-robin. Every shadow predictor gets a copy,
 after the caller has its answer and never waited for (beyond ``MAX_SHADOWS_IN_FLIGHT``
 copies are dropped rather than queued). A request whose replica fails before any answer
 arrives (refused, reset, closed while idle) is sent to another replica; predictions have
-no side effects, so this is safe. The caller needs READ on the deployment.
+no side effects, so this is safe. The caller needs READ on the deployment. Each request to
+a deployment the caller may read is counted, with its latency, in ``TrafficStats`` (what
+the UI's live charts draw).
 
 Errors of the gateway itself use the protocol's own shape: Seldon's ``status`` object
 under ``/api/v1.0`` and ``/api/v0.1``, ``{"error"}`` under ``/v2``, labdeck's otherwise.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -24,6 +27,7 @@ from labdeck.auth.guard import Guard
 from labdeck.auth.needs import READ, On
 from labdeck.deployments.proxy import UpstreamError, UpstreamPool, forwardable
 from labdeck.deployments.routes import DeploymentRoute, PredictorRoute, RoutingTable
+from labdeck.deployments.traffic import TrafficStats
 from labdeck.errors import InvalidParameter, LabdeckError, NotFound, Unavailable
 from labdeck.wire.errors import error_headers, http_status, labdeck_body, seldon_body, v2_body
 from labdeck.wire.types import Receive, Scope, Send
@@ -36,9 +40,18 @@ MAX_SHADOWS_IN_FLIGHT = 64
 
 
 class Gateway:
-    def __init__(self, routes: RoutingTable, guard: Guard, *, timeout_s: float = 60.0, max_body_bytes: int = 64 << 20):
+    def __init__(
+        self,
+        routes: RoutingTable,
+        guard: Guard,
+        *,
+        timeout_s: float = 60.0,
+        max_body_bytes: int = 64 << 20,
+        traffic: TrafficStats | None = None,
+    ):
         self.routes = routes
         self.guard = guard
+        self.traffic = traffic
         self.max_body = max_body_bytes
         self.pool = UpstreamPool(timeout_s)
         self._shadows: set[asyncio.Task[None]] = set()
@@ -51,6 +64,8 @@ class Gateway:
         path = scope["path"]
         name, namespace, rest = _split(path)
         shape = _shape(rest)
+        started = time.perf_counter()
+        counted: str | None = None  # only requests to a deployment the caller may read are counted
         try:
             route = self._route(name, namespace)
             # checked before saying whether a name exists, and before the body is read
@@ -58,12 +73,15 @@ class Gateway:
             if route is None:
                 where = f"{namespace}/{name}" if namespace else name
                 raise NotFound(f"No deployment '{where}'.")
+            counted = route.name
             body = await _read(receive, self.max_body)
             target = rest.encode() + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
             predictor, answer = await self._forward(route, scope["method"], target, scope["headers"], body)
         except LabdeckError as error:
+            self._count(counted, http_status(error), started)
             await _refuse(send, error, shape)
             return
+        self._count(counted, answer.status, started)
         headers = forwardable(answer.headers)
         headers.append((b"content-length", str(len(answer.body)).encode()))
         headers.append((b"x-labdeck-predictor", predictor.name.encode()))
@@ -71,6 +89,10 @@ class Gateway:
         await send({"type": "http.response.body", "body": answer.body})
         for shadow in route.shadows():
             self._mirror(route, shadow, scope["method"], target, scope["headers"], body)
+
+    def _count(self, deployment: str | None, status: int, started: float) -> None:
+        if self.traffic is not None and deployment is not None:
+            self.traffic.record(deployment, status, time.perf_counter() - started)
 
     def _route(self, name: str, namespace: str | None) -> DeploymentRoute | None:
         if namespace is None:

@@ -3,7 +3,7 @@
 A document is sent as JSON or YAML (``Content-Type: application/yaml``): a ModelDeployment
 or a SeldonDeployment as it is. Creating needs READ on every model the document names;
 the creator owns the deployment (MANAGE); changing it needs EDIT, deleting MANAGE, and
-reading its status, events and logs READ.
+reading its status, events, logs and live request metrics READ.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from labdeck.auth.needs import EDIT, MANAGE, READ, On, SignedIn, needs
 from labdeck.deployments.entities import Deployment, Event, PredictorStatus, Revision
 from labdeck.deployments.service import MAX_EVENTS, MAX_LOG_LINES, DeploymentService, Submitted, model_problem, parse_document
 from labdeck.deployments.spec import json_schema
+from labdeck.deployments.traffic import TrafficStats
 from labdeck.errors import InvalidParameter, NotFound
 
 RECENT_EVENTS = 10
@@ -109,8 +110,11 @@ async def _document(request: Request) -> Submitted:
     return parse_document(document)
 
 
-def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -> APIRouter:
+def router(
+    service: DeploymentService, guard: Guard, artifacts: ArtifactStore, traffic: TrafficStats | None = None
+) -> APIRouter:
     routes = APIRouter(tags=["deployments"])
+    traffic = traffic or TrafficStats()
 
     async def check_models(request: Request, submitted: Submitted) -> None:
         """READ on every model the document names. A model that does not exist is bad
@@ -161,7 +165,9 @@ def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -
     @routes.delete("/deployments/{name}", summary="Stop and remove a deployment")
     @needs(On("deployment", MANAGE, "name"))
     async def delete(name: str) -> dict[str, Any]:
-        return deployment_json(await service.delete(name))
+        deleted = deployment_json(await service.delete(name))
+        traffic.forget(name)  # a later deployment of this name starts with empty charts
+        return deleted
 
     @routes.get("/deployments/{name}/events", summary="What happened to a deployment, oldest first")
     @needs(On("deployment", READ, "name"))
@@ -172,5 +178,17 @@ def router(service: DeploymentService, guard: Guard, artifacts: ArtifactStore) -
     @needs(On("deployment", READ, "name"))
     async def logs(name: str, tail: int = Query(200, ge=1, le=MAX_LOG_LINES)) -> dict[str, Any]:
         return {"predictors": await service.logs(name, tail)}
+
+    @routes.get(
+        "/deployments/{name}/metrics",
+        summary="Requests per second, failures and mean latency through this server's gateway, oldest second first",
+    )
+    @needs(On("deployment", READ, "name"))
+    async def metrics(
+        name: str,
+        seconds: int = Query(120, ge=1, le=traffic.window_s, description="How many of the last seconds to return."),
+    ) -> dict[str, Any]:
+        await service.get(name)  # an unknown name is a 404, not an empty chart
+        return traffic.series(name, seconds)
 
     return routes

@@ -20,7 +20,7 @@ async function workspaces() {
       { label: "Server", value: (s) => s.name },
       { label: "Environment", value: (s) => s.environment },
       { label: "State", value: (s) => badge(s.state.toLowerCase(), s.state === "RUNNING" ? "ok" : "") },
-      { label: "", value: (s) => (s.state === "RUNNING" ? link(s.url, "Open") : "") },
+      { label: "Actions", value: (s) => (s.state === "RUNNING" ? link(s.url, `Open ${s.name}`) : link("/ui/workspaces", "Manage")) },
     ],
     servers,
     { empty: "No workspace yet. Start one from Workspaces." },
@@ -50,8 +50,8 @@ async function deployments() {
   const { deployments: items } = await v1.get("/deployments");
   return table(
     [
-      { label: "Deployment", value: (d) => link(`/ui/deployments/${d.name}`, d.name) },
-      { label: "State", value: (d) => badge(String(d.state || "").toLowerCase()) },
+      { label: "Deployment", value: (d) => link(`/ui/deployments/${encodeURIComponent(d.name)}`, d.name) },
+      { label: "State", value: (d) => badge(String(d.state || "").toLowerCase(), d.state === "AVAILABLE" ? "ok" : d.state === "FAILED" ? "bad" : "") },
     ],
     items,
     { empty: "No deployments yet." },
