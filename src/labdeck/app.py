@@ -55,8 +55,10 @@ from labdeck.registry.store import SqlRegistryStore
 from labdeck.registry.v1 import router as registry_v1
 from labdeck.tracking.api import TrackingApi
 from labdeck.tracking.logged_models import SqlLoggedModelStore
+from labdeck.tracking.overview import RunOverview
 from labdeck.tracking.service import TrackingService
 from labdeck.tracking.store import SqlTrackingStore
+from labdeck.tracking.v1 import router as tracking_v1
 from labdeck.web.pages import routes as ui_routes
 from labdeck.wire import v1
 from labdeck.workspaces.environments import EnvironmentBuilder
@@ -353,6 +355,7 @@ def create_app(settings: Settings) -> LabdeckApp:
     for path, endpoint, methods in plain_routes:
         web.add_route(path, guarded(endpoint, guard), methods=methods, include_in_schema=False)
     v1.install_error_handlers(web)
+    web.include_router(tracking_v1(RunOverview(platform.tracking.store.db), platform.auth), prefix=v1.PREFIX)
     web.include_router(registry_v1(platform.registry), prefix=v1.PREFIX)
     web.include_router(auth_v1(platform.auth, guard), prefix=v1.PREFIX)
     traffic = TrafficStats()

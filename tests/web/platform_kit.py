@@ -25,8 +25,9 @@ from tests.workspaces.conftest import workspace_settings
 
 SKLEARN_ENV = EnvironmentSettings(
     name="sklearn",
+    # skops: mlflow saves scikit-learn models with it by default (the full mlflow package brings it)
     description="Python with scikit-learn (cut down for the tests)",
-    packages=["mlflow-skinny", "pandas<3", "scikit-learn"],
+    packages=["mlflow-skinny", "pandas<3", "scikit-learn", "skops"],
 )
 WAIT_S = 120.0
 SETOSA = [5.1, 3.5, 1.4, 0.2]

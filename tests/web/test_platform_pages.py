@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.auth.access_kit import PASSWORD
 from tests.conftest import RunningServer
@@ -281,7 +282,7 @@ def test_admin_manages_users_teams_tokens_and_permissions(
     create.get_by_label("Password").fill("carol-password-1")
     create.get_by_role("button", name="Create user").click()
     users.get_by_text("User carol created.").wait_for()
-    assert users.get_by_role("row", name=re.compile("carol")).count() == 1
+    expect(users.get_by_role("row", name=re.compile("carol"))).to_have_count(1)  # the list refreshes after the message
     with httpx.Client(base_url=platform_server.url, timeout=60, auth=("carol", "carol-password-1")) as carol:
         assert carol.get("/api/v1/me").json()["username"] == "carol"
 
@@ -304,7 +305,7 @@ def test_admin_manages_users_teams_tokens_and_permissions(
     token = secret.inner_text().strip()
     with httpx.Client(base_url=platform_server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
         assert http.get("/api/v1/me").json()["username"] == "root"
-    assert tokens.get_by_role("row", name=re.compile("laptop")).count() == 1
+    expect(tokens.get_by_role("row", name=re.compile("laptop"))).to_have_count(1)
 
     permissions = page.get_by_role("region", name="Permissions")
     permissions.get_by_label("Resource type").select_option("registered_model")
