@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from tests.compute.k8s_kit import FakeKube
+from tests.waiting import wait_until
 
-DEADLINE_S = 120  # generous: polled, never asserted as a duration
 
 
 @dataclass
@@ -41,15 +41,6 @@ class Replica:
         return answer.json() if answer.status_code == 200 else None
 
 
-def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -112,7 +103,7 @@ def replicas(kube: FakeKube, fresh_postgres_url: str, tmp_path: Path) -> Iterato
                 found = re.search(r"listening at (http://\S+)", r.log.read_text())
                 return found.group(1) if found else None
 
-            replica.url = eventually(address, f"{replica.identity} listens")
+            replica.url = wait_until(address, f"{replica.identity} listens")
         yield started
     finally:
         for replica in started:
@@ -137,7 +128,7 @@ def test_one_replica_leads_both_serve_and_the_other_takes_over_when_it_dies(
         (follower,) = set(by_name) - set(leaders)
         return by_name[leaders[0]], by_name[follower]
 
-    leader, follower = eventually(one_leader, "exactly one replica leads, the Lease's holder")
+    leader, follower = wait_until(one_leader, "exactly one replica leads, the Lease's holder")
     leading, following = leader.detail(), follower.detail()
     assert leading is not None and following is not None
     assert leading["controllers"] is True and leading["holder"] == leader.identity
@@ -160,7 +151,7 @@ def test_one_replica_leads_both_serve_and_the_other_takes_over_when_it_dies(
         detail = follower.detail()
         return detail if detail is not None and detail["role"] == "leader" else None
 
-    now = eventually(took_over, f"{follower.identity} takes over")
+    now = wait_until(took_over, f"{follower.identity} takes over")
     assert now["controllers"] is True and now["holder"] == follower.identity
     lease = kube.get("leases", "labdeck", "labdeck-leader")
     assert lease is not None and lease["spec"]["holderIdentity"] == follower.identity

@@ -34,6 +34,7 @@ import yaml
 
 from tests.conftest import RunningServer
 from tests.processes import kill_all, live_processes
+from tests.waiting import wait_until
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 ROWS = [SETOSA, [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]  # one of each species
@@ -230,12 +231,6 @@ def as_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what} within {timeout:g} s")
-        time.sleep(0.1)
 
 
 # ------------------------------------------------------------------ replicas, seen from outside

@@ -20,6 +20,7 @@ import pytest
 from labdeck.config import EnvironmentSettings
 from tests.auth.access_kit import PASSWORD, auth_server
 from tests.conftest import RunningServer
+from tests.waiting import wait_until
 from tests.web.conftest import off_main_thread
 from tests.workspaces.conftest import workspace_settings
 
@@ -29,20 +30,9 @@ SKLEARN_ENV = EnvironmentSettings(
     description="Python with scikit-learn (cut down for the tests)",
     packages=["mlflow-skinny", "pandas<3", "scikit-learn", "skops"],
 )
-WAIT_S = 120.0
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    seen: Any = None
-    while True:
-        seen = check()
-        if seen:
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what} within {timeout:g} s (last: {seen!r})")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

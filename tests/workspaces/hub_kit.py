@@ -29,9 +29,9 @@ from labdeck.workspaces.routes import AUTH_HEADER, SECRET_HEADER, USER_HEADER, W
 from tests.auth.access_kit import ROOT, ROOT_PASSWORD, Identity
 from tests.conftest import RunningServer, start_labdeck
 from tests.processes import kill_all, live_processes
+from tests.waiting import WAIT_S, wait_until
 from tests.workspaces.conftest import BASE_ENV, workspace_settings
 
-WAIT_S = 120.0  # how long a scenario waits for a state before it says what it saw instead
 USERS = ("alice", "bob")
 ADMIN = "ada"
 
@@ -40,16 +40,6 @@ def path_of(user: str, server: str = "") -> str:
     return f"/api/v1/workspaces/{user}" + (f"/{server}" if server else "")
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Poll ``check`` until it returns something true; that. Else fail saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = check()
-        if seen:
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never saw {what} within {timeout:g} s")
-        time.sleep(0.1)
 
 
 @dataclass
