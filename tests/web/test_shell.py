@@ -66,3 +66,19 @@ def test_admin_page_is_for_admins(ui_server: RunningServer, root_api: httpx.Clie
         assert client.get("/ui/").status_code == 200
         refused = client.get("/ui/admin")
         assert refused.status_code == 403 and "not an administrator" in refused.text
+
+
+def test_links_the_mlflow_client_prints_open_the_same_run_here(
+    signed_in: Any, ui_server: RunningServer, root_api: httpx.Client
+) -> None:
+    """mlflow prints "View run at <tracking uri>/#/experiments/<id>/runs/<run id>"."""
+    page = signed_in
+    mlflow_api = "/api/2.0/mlflow"
+    experiment = root_api.post(f"{mlflow_api}/experiments/create", json={"name": "printed-links"}).json()["experiment_id"]
+    run = root_api.post(f"{mlflow_api}/runs/create", json={"experiment_id": experiment, "run_name": "linked"}).json()
+    run_id = run["run"]["info"]["run_id"]
+    page.goto(f"{ui_server.url}/#/experiments/{experiment}/runs/{run_id}")
+    page.wait_for_url(f"{ui_server.url}/ui/runs/{run_id}")
+    page.get_by_role("heading", level=1, name="linked").wait_for()
+    page.goto(f"{ui_server.url}/#/experiments/{experiment}")
+    page.wait_for_url(f"{ui_server.url}/ui/experiments/{experiment}")

@@ -1,5 +1,6 @@
 // Home: my workspaces, my recent runs, my deployments.
 import "../lib/shell.js";
+import "../lib/mlflow_links.js";
 import { mlflow, v1 } from "../lib/api.js";
 import { badge, errorBox, fmtTime, h, link, pageContext, render, run, table } from "../lib/dom.js";
 
