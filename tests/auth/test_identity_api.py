@@ -790,7 +790,7 @@ def test_json_login_starts_a_session_with_csrf_protection(deck: Deck):
         out = browser.post(
             "/auth/logout", headers={"Accept": "application/json", "X-CSRF-Token": csrf}
         )
-        assert out.status_code == 200 and out.json() == {}
+        assert out.status_code == 200 and out.json() == {"next": "/auth/login"}
         gone = set_cookies(out)
         assert 'labdeck_session=""' in gone[SESSION_COOKIE] and "max-age=0" in gone[SESSION_COOKIE]
         assert "max-age=0" in gone[CSRF_COOKIE]

@@ -158,7 +158,7 @@ def routes(auth: AuthService, settings: AuthSettings) -> list[tuple[str, Any, li
         target = "/auth/login?local=1" if settings.mode == "oidc" else "/auth/login"
         response: Response = RedirectResponse(target, status_code=303)
         if request.headers.get("accept", "").startswith("application/json"):
-            response = JSONResponse({})
+            response = JSONResponse({"next": target})  # where a page should go now
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response

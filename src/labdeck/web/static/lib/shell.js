@@ -4,7 +4,7 @@ import { request } from "./api.js";
 const signOut = document.getElementById("sign-out");
 if (signOut) {
   signOut.addEventListener("click", async () => {
-    await request("POST", "/auth/logout");
-    location.assign("/auth/login");
+    const answer = await request("POST", "/auth/logout");
+    location.assign(answer.next || "/auth/login"); // with single sign-on, the page offering both ways in
   });
 }
