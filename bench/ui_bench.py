@@ -38,9 +38,9 @@ BATCH = 1000
 THREADS = 8
 
 # Where each UI shows what we wait for. MLflow 3's runs table is an ag-grid; its run page's
-# model-metrics tab draws plotly charts like ours.
+# model-metrics tab draws plotly charts; ours are labdeck's own SVG line chart.
 LABDECK_TABLE = "table#runs tbody tr"
-LABDECK_CHART = '[data-metric="long"] .scatterlayer path.js-line'
+LABDECK_CHART = '[data-metric="long"] path.lc-line'
 MLFLOW_TABLE = ".ag-center-cols-container .ag-row"
 MLFLOW_CHART = ".js-plotly-plot .scatterlayer path.js-line"
 

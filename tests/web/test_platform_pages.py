@@ -166,6 +166,11 @@ def test_deploy_a_version_in_two_clicks_and_try_it_in_both_protocols(
         lambda: int(page.locator("#rate-chart").get_attribute("data-total") or 0) >= 3, "the requests in the rate chart"
     )
     page.get_by_role("region", name="Traffic").get_by_text(re.compile(r"\d+ requests in the last 120 s")).wait_for()
+    rate = page.locator("#rate-chart")
+    assert rate.locator("ul.lc-legend li").all_inner_texts() == ["answered", "failed"]
+    assert rate.locator("path.lc-line").count() == 2
+    assert "Requests per second" in rate.locator("svg").get_attribute("aria-label")
+    page.locator("#latency-chart circle.lc-point").first.wait_for()  # the seconds that saw requests
     predictors = page.get_by_role("region", name="Predictors").inner_text()
     assert "models:/iris-ui/1" in predictors and "100%" in predictors and "1 / 1" in predictors
     assert page.get_by_role("region", name="Events").locator("tbody tr").count() > 0

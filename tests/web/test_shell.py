@@ -49,8 +49,9 @@ def test_assets_are_fingerprinted_cached_and_compressed(ui_server: RunningServer
         css = client.get(prefix + "app.css", headers={"Accept-Encoding": "gzip"})
         assert css.status_code == 200 and css.headers["content-encoding"] == "gzip"
         assert "immutable" in css.headers["cache-control"] and css.text.startswith("/* labdeck")
-        plotly = client.get(prefix + "vendor/plotly.min.js")
-        assert plotly.status_code == 200 and plotly.headers["content-type"].startswith("text/javascript")
+        chart = client.get(prefix + "lib/linechart.js")
+        assert chart.status_code == 200 and chart.headers["content-type"].startswith("text/javascript")
+        assert client.get(prefix + "vendor/plotly.min.js").status_code == 404  # one way to draw a chart: ours
         assert client.get(prefix + "../../pyproject.toml").status_code == 404
         assert client.get(prefix + "nothing.js").status_code == 404
         assert client.get("/ui/static/000000000000/app.css").status_code == 404

@@ -45,6 +45,22 @@ ARTIFACTS = {
 }
 
 
+def path_coordinates(path: Any) -> list[tuple[float, float]]:
+    """The (x, y) points of an SVG path drawn with M and L commands only, as the chart draws."""
+    d = path.get_attribute("d")
+    return [(float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def path_points(path: Any) -> int:
+    return len(path_coordinates(path))
+
+
+def plot_box(chart: Any) -> dict[str, float]:
+    """The plot area of a line chart (its hover overlay covers exactly that), in SVG units."""
+    overlay = chart.locator("rect.lc-overlay")
+    return {k: float(overlay.get_attribute(k)) for k in ("x", "y", "width", "height")}
+
+
 @pytest.fixture(scope="module")
 def tracked(ui_server: RunningServer, root_api: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Two experiments logged with the mlflow client as root: a 130-run sweep, and three
@@ -238,14 +254,15 @@ def test_compare_three_runs_from_the_table(signed_in: Any, ui_server: RunningSer
     assert set(page.url.split("runs=")[1].split(",")) == set(tracked["runs"].values())
 
     chart = page.locator("#overlay-chart")
-    chart.locator(".scatterlayer path.point").first.wait_for()  # acc: one point per run
-    assert chart.locator(".scatterlayer .trace").count() == 3
+    chart.locator("circle.lc-point").first.wait_for()  # acc: one point per run, drawn as a dot
+    assert chart.locator("circle.lc-point").count() == 3
+    assert chart.locator("ul.lc-legend li").all_inner_texts() == ["alpha", "beta", "gamma"]
     assert page.get_by_label("Metric", exact=True).input_value() == "acc"
     page.get_by_label("Metric", exact=True).select_option("loss")
-    chart.locator(".scatterlayer path.js-line").first.wait_for()
-    assert chart.locator(".scatterlayer path.js-line").count() == 3  # one line per run
-    assert len(chart.locator(".scatterlayer path.js-line").first.get_attribute("d").split("L")) > 10
-    assert chart.evaluate("(el) => el.data.map((trace) => trace.x.length)") == [50, 50, 50]
+    chart.locator("path.lc-line").first.wait_for()
+    assert chart.locator("path.lc-line").count() == 3  # one line per run
+    assert [path_points(chart.locator("path.lc-line").nth(i)) for i in range(3)] == [50, 50, 50]
+    assert len({chart.locator("path.lc-line").nth(i).get_attribute("stroke") for i in range(3)}) == 3
 
     lines = page.locator("svg.parallel polyline.pc-line")
     assert lines.count() == 3
@@ -279,17 +296,23 @@ def test_run_page_shows_everything_and_charts_keep_the_spike(signed_in: Any, ui_
 
     loss = page.locator('[data-metric="loss"]')
     loss.scroll_into_view_if_needed()
-    line = loss.locator(".scatterlayer path.js-line")
+    line = loss.locator("path.lc-line")
     line.wait_for()
-    assert len(line.get_attribute("d").split("L")) > 10
-    assert loss.evaluate("(el) => el.data[0].x.length") == 50  # every point of a short history
+    assert path_points(line) == 50  # every point of a short history
     wave = page.locator('[data-metric="wave"]')
     wave.scroll_into_view_if_needed()
-    wave.locator(".scatterlayer path.js-line").wait_for()
-    drawn = wave.evaluate("(el) => ({ x: el.data[0].x, y: el.data[0].y })")
-    assert len(drawn["x"]) <= 1500 and max(drawn["y"]) == SPIKE
-    assert drawn["x"][drawn["y"].index(SPIKE)] == SPIKE_STEP
-    assert "down-sampled" in wave.get_attribute("aria-label")
+    drawn = wave.locator("path.lc-line")
+    drawn.wait_for()
+    points = path_coordinates(drawn)
+    assert len(points) <= 2 * 1500
+    plot = plot_box(wave)
+    # the spike survives the down-sampling: the line's highest point is at the top of the plot,
+    # at the spike's step, and the y axis reaches its value
+    top_x, top_y = min(points, key=lambda p: p[1])
+    assert abs(top_y - plot["y"]) <= 6
+    assert abs(top_x - (plot["x"] + plot["width"] * SPIKE_STEP / 9999)) <= 2
+    assert wave.locator(".lc-y text").last.text_content() == "500"
+    assert "down-sampled" in wave.locator("svg").get_attribute("aria-label")
     page.mouse.move(0, 0)
     shot(page, "run")
 

@@ -28,7 +28,6 @@ from labdeck.auth.needs import Public, needs
 from labdeck.config import AuthSettings
 
 STATIC_DIR = Path(__file__).with_name("static")
-PLOTLY_PATH = "vendor/plotly.min.js"
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,8 @@ NAVIGATION = [
 CURRENT = ' aria-current="page"'
 
 
-def _plotly_file() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).with_name("package_data") / "plotly.min.js"
-
-
 class StaticAssets:
-    """The files under ``static/`` plus plotly.js, read and gzipped once each."""
+    """The files under ``static/``, read and gzipped once each."""
 
     def __init__(self) -> None:
         digest = hashlib.sha256(__version__.encode())
@@ -87,8 +80,6 @@ class StaticAssets:
         self._cache: dict[str, tuple[bytes, bytes, str]] = {}
 
     def _file(self, name: str) -> Path | None:
-        if name == PLOTLY_PATH:
-            return _plotly_file()
         path = (STATIC_DIR / name).resolve()
         if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
             return None

@@ -1,8 +1,9 @@
 // Metric charts shared by the run and compare pages: histories come from labdeck's
-// down-sampling endpoint (each bucket's min and max, so spikes survive) and are drawn as
-// plotly SVG line charts (no WebGL: the tests' Chromium runs without a GPU).
+// down-sampling endpoint (each bucket's min and max, so spikes survive) and are drawn by our
+// own SVG line chart (lib/linechart.js).
 import { v1 } from "./api.js";
-import { h, loadPlotly } from "./dom.js";
+import { h } from "./dom.js";
+import { LineChart } from "./linechart.js";
 
 export const MAX_POINTS = 1500;
 
@@ -11,35 +12,24 @@ export function history(runId, key) {
   return v1.get(`/runs/${encodeURIComponent(runId)}/metric-history`, { key, max_points: MAX_POINTS });
 }
 
-/** Draw line traces [{name, found}] into el; x is the step, hover shows the value. */
-export async function lineChart(el, title, traces) {
-  const Plotly = await loadPlotly();
-  const data = traces.map(({ name, found }) => ({
-    type: "scatter",
-    mode: found.points.length > 1 ? "lines" : "markers",
-    name,
-    x: found.points.map((p) => p.step),
-    y: found.points.map((p) => p.value),
-    hovertemplate: `${name}<br>step %{x}<br>%{y}<extra></extra>`,
-  }));
+/** Draw histories [{name, found}] into el against the step (replacing a chart drawn there before). */
+export function lineChart(el, title, traces) {
+  if (el.chart) el.chart.destroy();
   const sampled = traces.some(({ found }) => found.downsampled);
   const total = traces.reduce((sum, { found }) => sum + found.total_count, 0);
-  const layout = {
-    title: { text: title, font: { size: 14 } },
-    margin: { l: 56, r: 16, t: 36, b: 40 },
-    height: 300,
-    xaxis: { title: { text: "step" } },
-    showlegend: traces.length > 1,
-    legend: { orientation: "h", y: -0.25 },
-    paper_bgcolor: "#ffffff",
-    plot_bgcolor: "#ffffff",
-  };
-  el.replaceChildren();
-  await Plotly.newPlot(el, data, layout, { responsive: true, displaylogo: false });
-  el.dataset.points = String(data.reduce((sum, t) => sum + t.x.length, 0));
-  el.setAttribute("role", "img");
-  el.setAttribute("aria-label", `${title}: line chart of ${total} points${sampled ? ", down-sampled for drawing" : ""}`);
-  return el;
+  el.chart = new LineChart(el, {
+    title,
+    xLabel: "step",
+    xInteger: true,
+    description: `${total} logged${sampled ? ", down-sampled for drawing" : ""}`,
+    series: traces.map(({ name, found }) => ({
+      name,
+      x: found.points.map((p) => p.step),
+      y: found.points.map((p) => p.value),
+    })),
+  });
+  el.dataset.points = String(traces.reduce((sum, { found }) => sum + found.points.length, 0));
+  return el.chart;
 }
 
 /** A chart box that draws itself when first scrolled into view (a run may have 1,000 metrics). */

@@ -122,17 +122,3 @@ export function link(href, text) {
 export function badge(text, kind = "") {
   return h("span", { class: `badge ${kind}`.trim() }, text);
 }
-
-/** Load plotly.js once, on the pages that draw charts (it is large; other pages never pay). */
-let plotly;
-export function loadPlotly() {
-  if (!plotly) {
-    plotly = new Promise((resolve, reject) => {
-      const script = h("script", { src: `${pageContext().staticPrefix}vendor/plotly.min.js` });
-      script.addEventListener("load", () => resolve(window.Plotly));
-      script.addEventListener("error", () => reject(new Error("The chart library could not be loaded.")));
-      document.head.append(script);
-    });
-  }
-  return plotly;
-}

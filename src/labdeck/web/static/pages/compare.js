@@ -1,19 +1,16 @@
 // Compare runs (/ui/compare?runs=a,b,c): a chosen metric's histories overlaid, a
-// parallel-coordinates chart of params against a chosen metric (our own SVG: plotly's
-// parcoords needs WebGL), and a table of params and metrics whose differing rows stand out.
+// parallel-coordinates chart of params against a chosen metric (our own SVG), and a table
+// of params and metrics whose differing rows stand out.
 import "../lib/shell.js";
 import { mlflow } from "../lib/api.js";
 import { history, lineChart } from "../lib/charts.js";
-import { errorBox, fmtNumber, h, link, loadPlotly, render, replace, run } from "../lib/dom.js";
+import { errorBox, fmtNumber, h, link, render, replace, run } from "../lib/dom.js";
 
 const MAX_RUNS = 50;
 const MAX_AXES = 12;
 const SVG = "http://www.w3.org/2000/svg";
 const LOW = [44, 123, 182];
 const HIGH = [215, 25, 28];
-
-// plotly.js is large: fetch and parse it while the page's data loads (errors show on the charts)
-loadPlotly().catch(() => {});
 
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -125,7 +122,7 @@ async function overlay(box, runs, key) {
   const having = runs.filter((r) => key in r.metrics);
   replace(box, h("p", { class: "loading" }, `Loading ${key}…`));
   const traces = await Promise.all(having.map(async (r) => ({ name: r.name, found: await history(r.id, key) })));
-  await lineChart(box, key, traces);
+  lineChart(box, key, traces);
 }
 
 run("Compare runs", async () => {

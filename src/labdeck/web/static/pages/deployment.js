@@ -4,8 +4,9 @@
 // gateway with its answer or error shown.
 import "../lib/shell.js";
 import { ApiError, request, v1 } from "../lib/api.js";
-import { badge, confirmAction, errorBox, fmtNumber, fmtTime, h, link, loadPlotly, pageContext, render, replace, run, table } from "../lib/dom.js";
+import { badge, confirmAction, errorBox, fmtNumber, fmtTime, h, link, pageContext, render, replace, run, table } from "../lib/dom.js";
 import { field, select, statusLine } from "../lib/forms.js";
+import { LineChart } from "../lib/linechart.js";
 
 const { args } = pageContext();
 const name = args.name;
@@ -93,32 +94,19 @@ async function logs() {
 
 // ---------------------------------------------------------------- live charts
 
-async function drawCharts(rate, latency) {
-  const Plotly = await loadPlotly();
-  const layout = (title, unit) => ({
-    title: { text: title, font: { size: 14 } },
-    margin: { l: 50, r: 20, t: 40, b: 40 },
-    height: 260,
-    xaxis: { type: "date" },
-    yaxis: { title: { text: unit }, rangemode: "tozero" },
-    showlegend: true,
-    legend: { orientation: "h" },
-  });
-  const config = { displaylogo: false, responsive: true };
-  let first = true;
+/** Draw both charts once; the returned update() polls the metrics and redraws them in place. */
+function drawCharts(rate, latency) {
+  const common = { xType: "time", xLabel: "time", yZero: true, height: 200, logToggle: false };
+  const rateChart = new LineChart(rate, { ...common, title: "Requests per second", description: "answered and failed requests per second" });
+  const latencyChart = new LineChart(latency, { ...common, title: "Mean latency (ms)", description: "mean latency in milliseconds", markers: true });
   return async function update() {
     const m = await v1.get(`${path}/metrics`, { seconds: CHART_SECONDS });
-    const x = m.requests.map((_, i) => new Date((m.start + i) * 1000));
-    const ok = m.requests.map((n, i) => n - m.errors[i]);
-    const rateData = [
-      { x, y: ok, type: "scatter", mode: "lines", name: "answered", line: { color: "#1a7f37" } },
-      { x, y: m.errors, type: "scatter", mode: "lines", name: "failed", line: { color: "#b42318" } },
-    ];
-    const latencyData = [{ x, y: m.latency_ms, type: "scatter", mode: "lines+markers", name: "mean latency", connectgaps: false, line: { color: "#0a58ca" } }];
-    const draw = first ? Plotly.newPlot : Plotly.react;
-    await draw(rate, rateData, layout("Requests per second", "requests / s"), config);
-    await draw(latency, latencyData, layout("Latency", "ms"), config);
-    first = false;
+    const x = m.requests.map((_, i) => (m.start + i) * 1000);
+    rateChart.update([
+      { name: "answered", x, y: m.requests.map((n, i) => n - m.errors[i]), colour: "#1a7f37" },
+      { name: "failed", x, y: m.errors, colour: "#b42318" },
+    ]);
+    latencyChart.update([{ name: "mean latency", x, y: m.latency_ms, colour: "#0a58ca" }]);
     rate.dataset.total = m.total_requests;
     return m;
   };
@@ -212,8 +200,8 @@ run(name, async () => {
   const logBox = h("div", {}, await logs().catch(errorBox));
   const trySlot = h("div", {}, tryIt(d, await metadataOf(d)));
   let hadMetadata = d.predictors.some((p) => p.ready_replicas > 0);
-  const rate = h("div", { class: "chart small", id: "rate-chart", role: "img", "aria-label": "Requests per second over the last two minutes" });
-  const latency = h("div", { class: "chart small", id: "latency-chart", role: "img", "aria-label": "Mean latency over the last two minutes" });
+  const rate = h("div", { class: "chart small", id: "rate-chart" });
+  const latency = h("div", { class: "chart small", id: "latency-chart" });
   const totals = h("p", { class: "muted", "aria-live": "polite" });
 
   const remove = h("button", { type: "button", class: "danger" }, "Delete deployment");
@@ -259,7 +247,7 @@ run(name, async () => {
   }, STATUS_MS);
 
   try {
-    const update = await drawCharts(rate, latency);
+    const update = drawCharts(rate, latency);
     const tick = async () => {
       const m = await update();
       replace(totals, `${m.total_requests} requests in the last ${CHART_SECONDS} s through this server, ${m.total_errors} failed` +

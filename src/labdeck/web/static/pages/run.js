@@ -5,7 +5,7 @@ import "../lib/shell.js";
 import { mlflow } from "../lib/api.js";
 import { history, lazyChart, lineChart } from "../lib/charts.js";
 import {
-  errorBox, fmtDuration, fmtNumber, fmtTime, h, link, loadPlotly, pageContext, render, replace, run, table,
+  errorBox, fmtDuration, fmtNumber, fmtTime, h, link, pageContext, render, replace, run, table,
 } from "../lib/dom.js";
 
 const NOTE_TAG = "mlflow.note.content";
@@ -22,9 +22,6 @@ const TEXT_FILE = /(\.(txt|log|md|py|toml|ini|cfg|sh|r|sql|html?|xml)$|(^|\/)(re
 
 const { args } = pageContext();
 const runId = args.run_id;
-
-// plotly.js is large: fetch and parse it while the page's data loads (errors show on the charts)
-loadPlotly().catch(() => {});
 
 const artifactUrl = (path) => `/get-artifact?run_id=${encodeURIComponent(runId)}&path=${encodeURIComponent(path)}`;
 
@@ -300,7 +297,7 @@ run("Run", async () => {
   for (const pending of early.values()) pending.catch(() => {}); // a failure shows on its chart
   const charts = metricKeys.map((key) => lazyChart(key, async (box) => {
     const found = await (early.get(key) || history(runId, key));
-    await lineChart(box, key, [{ name: key, found }]);
+    lineChart(box, key, [{ name: key, found }]);
   }));
   render(name,
     h("p", { class: "crumbs" },
