@@ -26,7 +26,7 @@ from labdeck.serving.dataplane import DataPlane
 from labdeck.serving.proto import inference_pb2 as pb
 from labdeck.serving.proto import inference_pb2_grpc as pb_grpc
 from labdeck.serving.types import InferenceRequest, RequestedOutput, Tensor, dtype_of
-from labdeck.serving.v2_codec import _from_bytes
+from labdeck.serving.v2_codec import _binary_data, _count, _from_bytes
 
 log = logging.getLogger("labdeck.serving")
 
@@ -43,7 +43,7 @@ def _parameter(p: Any) -> Any:
 
 
 def _parameters(raw: Any) -> dict[str, Any]:
-    return {k: _parameter(v) for k, v in raw.items()}
+    return {k: _parameter(v) for k, v in raw.items()} if raw else {}
 
 
 def decode(request: Any) -> InferenceRequest:
@@ -64,7 +64,7 @@ def decode(request: Any) -> InferenceRequest:
             if field is None:
                 raise InvalidParameter(f"{where}: {tensor.datatype} must be sent in raw_input_contents.")
             values = list(getattr(tensor.contents, field))
-            count = int(np.prod(shape)) if shape else 1
+            count = _count(shape)
             if len(values) != count:
                 raise InvalidParameter(f"{where}: shape {list(shape)} needs {count} values but contents has {len(values)}.")
             try:
@@ -72,13 +72,11 @@ def decode(request: Any) -> InferenceRequest:
             except OverflowError:  # int_contents carry INT8/INT16 as int32: 300 cannot be an INT8
                 raise InvalidParameter(f"{where}: a value in contents does not fit {tensor.datatype}.") from None
         tensors.append(Tensor(tensor.name, array, tensor.datatype, _parameters(tensor.parameters) or None))
-    outputs = [RequestedOutput(o.name, _parameters(o.parameters) or None) for o in request.outputs]
+    outputs = [RequestedOutput(o.name, _parameters(o.parameters) or None) for o in request.outputs] if request.outputs else []
     return InferenceRequest(tensors, request.id or None, _parameters(request.parameters), outputs)
 
 
 def encode(response: Any, raw: bool) -> Any:
-    from labdeck.serving.v2_codec import _binary_data
-
     message = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version or "", id=response.id or "")
     # FP16 has no typed contents field: such an answer goes raw, as its inputs must
     raw = raw or any(t.datatype not in _CONTENTS for t in response.outputs)

@@ -32,21 +32,20 @@ Handler = Callable[["Call"], Awaitable[None]]
 
 
 class Call:
-    """One HTTP request as the handlers see it."""
+    """One HTTP request as the handlers see it, whichever server carries it: ``read`` the
+    body (at most ``limit`` bytes) and ``answer`` once. ``AsgiCall`` carries it over ASGI,
+    ``labdeck.serving.http`` over the model server's own HTTP/1.1 connections."""
 
-    __slots__ = ("body", "headers", "method", "path", "receive", "request_id", "scope", "send", "status")
+    __slots__ = ("body", "headers", "method", "path", "request_id", "status")
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send):
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self.method = scope["method"]
-        self.path = scope["path"]
-        self.headers = scope["headers"]
+    def __init__(self, method: str, path: str, headers: list[tuple[bytes, bytes]]):
+        self.method = method
+        self.path = path
+        self.headers = headers
         self.body = b""
         self.request_id: bytes | None = None
         self.status = 200
-        for name, value in self.headers:
+        for name, value in headers:
             if name == b"x-request-id":
                 self.request_id = value
 
@@ -55,6 +54,26 @@ class Call:
             if name == wanted:
                 return value
         return None
+
+    async def read(self, limit: int) -> bytes:
+        raise NotImplementedError
+
+    async def answer(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON) -> None:
+        raise NotImplementedError
+
+    async def json(self, status: int, payload: Any) -> None:
+        await self.answer(status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+class AsgiCall(Call):
+    """A request that came through an ASGI server."""
+
+    __slots__ = ("receive", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send):
+        super().__init__(scope["method"], scope["path"], scope["headers"])
+        self.receive = receive
+        self.send = send
 
     async def read(self, limit: int) -> bytes:
         chunks, size = [], 0
@@ -78,9 +97,6 @@ class Call:
             all_headers.append((b"x-request-id", self.request_id))
         await self.send({"type": "http.response.start", "status": status, "headers": all_headers})
         await self.send({"type": "http.response.body", "body": body})
-
-    async def json(self, status: int, payload: Any) -> None:
-        await self.answer(status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 # the handlers that predict (V2's infer is found by its path)
@@ -129,9 +145,12 @@ class ServingApp:
             self._exact[(method, path)] = (protocol, handler)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        call = Call(scope, receive, send)
+        """The app under any ASGI server."""
+        if scope["type"] == "http":
+            await self.handle(AsgiCall(scope, receive, send))
+
+    async def handle(self, call: Call) -> None:
+        """Answer one request, whatever carried it; never raises."""
         started = time.perf_counter()
         found = self._exact.get((call.method, call.path))
         protocol = found[0] if found else ("v2" if call.path.startswith("/v2/") else "other")

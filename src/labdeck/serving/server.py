@@ -12,7 +12,6 @@ fetched or loaded makes the server exit 1 with the reason in plain words.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -20,18 +19,16 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import uvicorn
-
 from labdeck.errors import LabdeckError
 from labdeck.model_uri import parse_model_uri
 from labdeck.serving.dataplane import DataPlane
 from labdeck.serving.fetch import fetch
+from labdeck.serving.http import HttpServer
 from labdeck.serving.metrics import ServingMetrics
 from labdeck.serving.rest import ServingApp
 from labdeck.serving.runtime import RuntimeSettings, choose
@@ -39,6 +36,8 @@ from labdeck.serving.runtime import RuntimeSettings, choose
 log = logging.getLogger("labdeck.serving")
 
 LOAD_FAILED = 1
+# how long a stopping server lets requests in flight finish
+GRACE_SECONDS = 30
 
 
 @dataclass
@@ -91,22 +90,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _HttpServer(uvicorn.Server):
-    """uvicorn's server, except that the SIGTERM or SIGINT it stopped for is not raised
-    again once it has stopped. uvicorn re-raises it, which kills the process there: before
-    the gRPC server has drained and the model is unloaded, and with status -15 for what was
-    a clean stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in originals.items():
-                signal.signal(sig, handler)
-
-
 class Readiness:
     """Which workers have loaded the model, in memory the forked workers share (one flag
     each, so no lock): every worker reports ready only once all of them are."""
@@ -149,21 +132,16 @@ class Worker:
             self.plane.peers_ready = readiness[0].everyone
         self.app = ServingApp(self.plane, max_body_bytes=int(options.max_body_mb * 1024 * 1024), log_requests=options.access_log)
         self.exit_code = 0
-        self.http: _HttpServer | None = None
+        self.http = HttpServer(self.app, max_body=int(options.max_body_mb * 1024 * 1024), keep_alive_timeout=30)
+        self.stopping: asyncio.Event | None = None
 
     async def run(self) -> int:
-        config = uvicorn.Config(
-            self.app,
-            loop="none",
-            http="httptools",
-            ws="none",  # no WebSocket endpoints: nothing to import for them
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=30,
-            timeout_graceful_shutdown=30,
-        )
-        self.http = _HttpServer(config)
+        """Serve until SIGTERM or SIGINT (or a model that cannot load), then drain: the HTTP
+        side lets requests in flight finish, then gRPC does, then the model is unloaded."""
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
         grpc_server = None
         if self.options.grpc_port is not None:
             from labdeck.serving.grpc_server import build_server
@@ -173,7 +151,9 @@ class Worker:
             await grpc_server.start()
         loading = asyncio.create_task(self._load())
         try:
-            await self.http.serve(sockets=[self.sock])
+            await self.http.start([self.sock])
+            await self.stopping.wait()
+            await self.http.shutdown(timeout=GRACE_SECONDS)
         finally:
             loading.cancel()
             if grpc_server is not None:
@@ -191,8 +171,8 @@ class Worker:
             reason = exc.message if isinstance(exc, LabdeckError) else f"{type(exc).__name__}: {exc}"
             print(f"labdeck serve: cannot load the model {self.options.uri}: {reason}", file=sys.stderr)
             self.exit_code = LOAD_FAILED
-            assert self.http is not None
-            self.http.should_exit = True
+            assert self.stopping is not None
+            self.stopping.set()
 
 
 def _worker_main(

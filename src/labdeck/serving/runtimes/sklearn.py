@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import sklearn
 
 from labdeck.errors import InvalidParameter
 from labdeck.serving.runtimes.tabular import TabularRuntime
@@ -33,6 +37,18 @@ class SklearnRuntime(TabularRuntime):
             for m in ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
             if hasattr(self.model, m)
         }
+
+    def call(self, method: Callable[[np.ndarray], Any], X: np.ndarray) -> Any:
+        """scikit-learn checks every input for NaN and infinity, a good part of a one-row
+        prediction's time. Where that check would pass (numbers that are all finite, which
+        numpy tells in a fraction of the time) it is skipped; any other input meets
+        scikit-learn's own check, so a model that takes missing values still gets them and
+        one that does not still refuses them."""
+        kind = X.dtype.kind
+        if kind in "iub" or (kind == "f" and np.isfinite(X.sum())):
+            with sklearn.config_context(assume_finite=True):
+                return method(X)
+        return method(X)
 
 
 def _load(model_dir: Path, flavor: dict[str, Any] | None) -> Any:

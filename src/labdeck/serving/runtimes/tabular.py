@@ -46,6 +46,10 @@ class TabularRuntime(Runtime):
             raise InvalidParameter(f"Input '{checked[0].name}' has shape {list(data.shape)}; the model takes [rows, features].")
         return data
 
+    def call(self, method: Callable[[np.ndarray], Any], X: np.ndarray) -> Any:
+        """One of the model's methods on a feature matrix (a runtime may wrap the call)."""
+        return method(X)
+
     def predict(self, inputs: list[Tensor], outputs: list[str], parameters: dict[str, Any]) -> list[Tensor]:
         X = self.features(inputs)
         default = str(parameters.get("method") or self.settings.method or "predict")
@@ -59,7 +63,7 @@ class TabularRuntime(Runtime):
                     f"This model has no output {name!r}: choose from {', '.join(sorted(self.methods))}."
                 )
             try:
-                value = np.asarray(method(X))
+                value = np.asarray(self.call(method, X))
             except ValueError as exc:  # the framework refusing the data, e.g. a wrong feature count
                 raise InvalidParameter(f"The model refused the input: {exc}") from None
             results.append(Tensor(name, value))
