@@ -25,7 +25,6 @@ from tests.compute.k8s_kit import FakeKube
 from tests.waiting import wait_until
 
 
-
 @dataclass
 class Replica:
     identity: str
@@ -39,8 +38,6 @@ class Replica:
         except httpx.TransportError:
             return None
         return answer.json() if answer.status_code == 200 else None
-
-
 
 
 @pytest.fixture

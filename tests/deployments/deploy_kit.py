@@ -231,8 +231,6 @@ def as_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-
-
 # ------------------------------------------------------------------ replicas, seen from outside
 
 

@@ -33,8 +33,6 @@ SKLEARN_ENV = EnvironmentSettings(
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 
 
-
-
 @pytest.fixture(scope="module")
 def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = auth_server(

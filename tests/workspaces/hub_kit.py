@@ -40,8 +40,6 @@ def path_of(user: str, server: str = "") -> str:
     return f"/api/v1/workspaces/{user}" + (f"/{server}" if server else "")
 
 
-
-
 @dataclass
 class Hub:
     """A labdeck server and its workspaces API, as its users see it (``ident`` is None in
