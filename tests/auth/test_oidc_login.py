@@ -176,7 +176,7 @@ def test_logout_ends_the_session(labdeck: Start) -> None:
         out = browser.client.post(
             f"{server.url}/auth/logout", headers={"Accept": "application/json"}
         )
-        assert out.status_code == 200 and out.json() == {}
+        assert out.status_code == 200 and out.json() == {"next": "/auth/login?local=1"}  # where a page goes next
         assert browser.me().status_code == 401
 
 
