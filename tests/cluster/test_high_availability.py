@@ -118,11 +118,14 @@ def test_one_replica_leads_both_serve_and_the_other_takes_over_when_it_dies(
         details = {r.identity: r.detail() for r in replicas}
         if any(d is None for d in details.values()):
             return None
-        leaders = [name for name, d in details.items() if d["role"] == "leader"]  # type: ignore[index]
+        # a replica says "leader" as soon as it holds the Lease; its controllers start just after
+        leaders = [name for name, d in details.items() if d["role"] == "leader" and d["controllers"]]  # type: ignore[index]
         lease = kube.get("leases", "labdeck", "labdeck-leader")
         if len(leaders) != 1 or lease is None or lease["spec"].get("holderIdentity") != leaders[0]:
             return None
         (follower,) = set(by_name) - set(leaders)
+        if details[follower]["holder"] != leaders[0]:  # type: ignore[index]  # it reads the Lease at its next try
+            return None
         return by_name[leaders[0]], by_name[follower]
 
     leader, follower = wait_until(one_leader, "exactly one replica leads, the Lease's holder")
@@ -146,7 +149,7 @@ def test_one_replica_leads_both_serve_and_the_other_takes_over_when_it_dies(
 
     def took_over() -> dict[str, Any] | None:
         detail = follower.detail()
-        return detail if detail is not None and detail["role"] == "leader" else None
+        return detail if detail is not None and detail["role"] == "leader" and detail["controllers"] else None
 
     now = wait_until(took_over, f"{follower.identity} takes over")
     assert now["controllers"] is True and now["holder"] == follower.identity

@@ -25,7 +25,6 @@ What leading means is the caller's: ``on_started_leading`` and ``on_stopped_lead
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import time
@@ -35,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labdeck.compute.kubernetes import Refused, load_client
+from labdeck.compute.kubernetes import Refused, call, load_client
 from labdeck.config import LeaderElectionSettings
 from labdeck.errors import Unavailable
 
@@ -171,22 +170,8 @@ class LeaseElector:
     def _call(self, method: str, *args: Any) -> dict[str, Any]:
         """One request, within the retry period (a hung API server must not hold a
         leader past its renew deadline); 4xx: ``Refused``, else ``Unavailable``."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
         timeout = max(1.0, self.settings.retry_period_s)
-        try:
-            response = getattr(self._api(), method)(*args, _preload_content=False, _request_timeout=(timeout, timeout))
-        except ApiException as exc:
-            message = _message(exc)
-            if exc.status is not None and 400 <= exc.status < 500:
-                raise Refused(exc.status, message) from None
-            raise Unavailable(f"the Kubernetes API server answered {exc.status}: {message}") from None
-        except HTTPError as exc:
-            raise Unavailable(f"cannot reach the Kubernetes API server: {exc}") from None
-        data = response.read()
-        getattr(response, "release_conn", lambda: None)()
-        return json.loads(data)
+        return call(getattr(self._api(), method), *args, timeout=(timeout, timeout))
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -261,11 +246,3 @@ class LeaseElector:
         except Refused as exc:
             if exc.status != 409:  # 409: written by another meanwhile, so not ours any more
                 raise
-
-
-def _message(exc: Any) -> str:
-    body = exc.body.decode("utf-8", errors="replace") if isinstance(exc.body, bytes) else exc.body
-    try:
-        return str(json.loads(body)["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{exc.status} {exc.reason}"

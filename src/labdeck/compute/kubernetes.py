@@ -275,14 +275,14 @@ def load_client(kubeconfig: str | None) -> Any:
         return config.new_client_from_config(persist_config=False)
 
 
-def call(method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
+def call(method: Any, *args: Any, raw: bool = False, timeout: Any = TIMEOUT, **kwargs: Any) -> Any:
     """One API request; its JSON (or text, ``raw``). A 4xx raises ``Refused`` with the
     API server's message; an unreachable server or a 5xx raises ``Unavailable``."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
-        response = method(*args, _preload_content=False, _request_timeout=TIMEOUT, **kwargs)
+        response = method(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
     except ApiException as exc:
         message = _api_message(exc)
         if exc.status is not None and 400 <= exc.status < 500:
