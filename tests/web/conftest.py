@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -143,3 +144,19 @@ def signed_in(page: Any, ui_server: RunningServer) -> Any:
     """``page``, signed in as the admin on the home page."""
     sign_in(page, ui_server)
     return page
+
+
+@contextmanager
+def mlflow_pointed_at(url: str, token: str) -> Iterator[None]:
+    """The ``mlflow`` client (its environment and its global tracking URI) aimed at ``url``
+    with an API token, then put back as it was."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", url)
+        patch.setenv("MLFLOW_TRACKING_TOKEN", token)
+        mlflow.set_tracking_uri(url)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)

@@ -11,8 +11,7 @@ JupyterLab outlives it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from labdeck.config import EnvironmentSettings
 from tests.auth.access_kit import PASSWORD, auth_server
 from tests.conftest import RunningServer
 from tests.waiting import wait_until
-from tests.web.conftest import off_main_thread
+from tests.web.conftest import mlflow_pointed_at, off_main_thread
 from tests.workspaces.conftest import workspace_settings
 
 SKLEARN_ENV = EnvironmentSettings(
@@ -96,7 +95,6 @@ def grant(api: httpx.Client, kind: str, resource: str, user: str, level: str) ->
 def register_iris(server: RunningServer, api: httpx.Client, name: str, versions: int = 2) -> None:
     """``versions`` versions of an iris LogisticRegression with its signature, logged and
     registered with the real ``mlflow`` client (as the admin)."""
-    import os
 
     import mlflow
     import mlflow.sklearn
@@ -105,11 +103,7 @@ def register_iris(server: RunningServer, api: httpx.Client, name: str, versions:
     from sklearn.linear_model import LogisticRegression
 
     token = api.post("/api/v1/tokens", json={"name": "mlflow-client"}).json()["token"]
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = token
-    try:
-        mlflow.set_tracking_uri(server.url)
+    with mlflow_pointed_at(server.url, token):
         mlflow.set_experiment(f"{name}-training")
         X, y = load_iris(return_X_y=True, as_frame=True)
         for i in range(versions):
@@ -123,10 +117,3 @@ def register_iris(server: RunningServer, api: httpx.Client, name: str, versions:
                     registered_model_name=name,
                     pip_requirements=["scikit-learn"],
                 )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        mlflow.set_tracking_uri(None)

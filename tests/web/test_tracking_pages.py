@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import struct
 import zlib
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer
-from tests.web.conftest import sign_in
+from tests.web.conftest import mlflow_pointed_at, sign_in
 
 SWEEP_RUNS = 130
 SPIKE_STEP, SPIKE = 4321, 500.0
@@ -69,12 +68,8 @@ def tracked(ui_server: RunningServer, root_api: httpx.Client, tmp_path_factory: 
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")}
-    os.environ["MLFLOW_TRACKING_URI"] = ui_server.url
-    os.environ["MLFLOW_TRACKING_TOKEN"] = root_api.headers["Authorization"].removeprefix("Bearer ")
-    try:
-        # other modules' tests point mlflow's global state elsewhere: set both here
-        mlflow.set_tracking_uri(ui_server.url)
+    token = root_api.headers["Authorization"].removeprefix("Bearer ")
+    with mlflow_pointed_at(ui_server.url, token):  # other modules' tests aim mlflow elsewhere
         client = MlflowClient(ui_server.url)
         sweep = client.create_experiment("ui-sweep")
         sweep_runs: dict[str, str] = {}
@@ -133,12 +128,6 @@ def tracked(ui_server: RunningServer, root_api: httpx.Client, tmp_path_factory: 
             "runs": detail_runs,
             "model_id": logged.model_id,
         }
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _rows(page: Any) -> Any:
