@@ -257,11 +257,12 @@ def test_a_redeemed_code_cannot_be_replayed(labdeck: Start) -> None:
 
 
 def test_an_expired_code_is_refused(labdeck: Start, start_oidc_provider: Callable[..., Any]) -> None:
-    hasty = start_oidc_provider(None, "--code-ttl", "1")
+    # long enough for a fresh login on a loaded machine, short enough to wait out
+    hasty = start_oidc_provider(None, "--code-ttl", "3")
     server = labdeck(issuer=hasty.issuer)
     with Browser(server.url) as browser:
         callback = browser.authorize(browser.start(), "alice")
-        time.sleep(2.5)  # the provider's clock counts whole seconds
+        time.sleep(4.5)  # the provider's clock counts whole seconds
         refused(browser.callback(callback), "the provider refused the code")
         assert browser.me().status_code == 401
         assert browser.login("alice").status_code == 303  # a fresh login works
