@@ -224,6 +224,22 @@ def test_sigterm_lets_the_prediction_in_flight_finish(tmp_path):
     assert "Traceback" not in served.log()
 
 
+def test_sigterm_lets_a_grpc_call_in_flight_finish(tmp_path):
+    model, hold = hold_model(tmp_path)
+    served = start_serve(str(model), tmp_path / "serve")
+    assert served.grpc_target is not None
+    with grpc.insecure_channel(served.grpc_target) as channel:
+        request = pb.ModelInferRequest(model_name="hold")
+        request.inputs.add(name="a", datatype="FP64", shape=[1]).contents.fp64_contents.append(-1.0)
+        call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(request, timeout=60)
+        pid = hold.wait_started(1, served)
+        served.process.send_signal(signal.SIGTERM)
+        hold.release(1)
+        assert int(call.result().outputs[0].contents.fp64_contents[0]) == pid
+    assert served.process.wait(60) == 0, served.log()
+    assert "Traceback" not in served.log()
+
+
 # ---------------------------------------------------------------------------- workers
 
 
@@ -366,7 +382,7 @@ def test_access_log_has_a_line_per_request_with_its_id(logged):
     # a request that came without an id is given one, answered and logged
     answer = served.post("/invocations", json={"inputs": {"a": [1.0]}})
     given = answer.headers.get("x-request-id")
-    assert answer.status_code == 200 and given and re.fullmatch(r"[0-9a-f]{32}", given)
+    assert answer.status_code == 200 and given and re.fullmatch(r"[0-9a-f]{16}-[0-9]+", given)
     assert "POST /invocations 200" in wait_for_log(served, rf"request_id={given}\b")
     assert served.get("/v2/health/ready", headers={"x-request-id": "probe-1"}).status_code == 200
     assert "GET /v2/health/ready 200" in wait_for_log(served, r"request_id=probe-1\b")

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from labdeck.serving.compile import CompileOutcome, compile_runtime
 from labdeck.serving.metrics import ServingMetrics
 from labdeck.serving.runtime import Runtime
 from labdeck.serving.types import InferenceRequest, InferenceResponse, ModelMetadata, Tensor
+from labdeck.serving.request_ids import new_request_id
 
 
 class DataPlane:
@@ -97,7 +97,7 @@ class DataPlane:
             model_name=self.name,
             outputs=tensors,
             model_version=self.version,
-            id=request.id if request.id is not None else str(uuid.uuid4()),
+            id=request.id if request.id is not None else new_request_id(),
         )
 
     async def predict(self, inputs: list[Tensor], outputs: list[str], parameters: dict[str, Any]) -> list[Tensor]:

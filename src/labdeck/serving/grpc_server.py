@@ -1,11 +1,13 @@
-"""V2 over gRPC (``inference.GRPCInferenceService``), a thin adapter over the data plane.
+"""V2 over gRPC (``inference.GRPCInferenceService``), a thin adapter over the data plane,
+served by ``grpc_transport``.
 
 Tensors arrive either in typed ``contents`` or as ``raw_input_contents`` (row-major bytes
 in input order; BYTES elements length-prefixed); outputs go back raw when the request sent
 raw inputs (as Triton's client expects), typed otherwise. Bad input is INVALID_ARGUMENT, an
 unknown model NOT_FOUND, a model still loading UNAVAILABLE.
 
-The Python modules in ``proto/`` are generated from ``proto/inference.proto``:
+The Python modules in ``proto/`` are generated from ``proto/inference.proto`` (the server
+uses the messages; clients also the stubs in ``inference_pb2_grpc``):
 
     python -m grpc_tools.protoc -I src --python_out=src --grpc_python_out=src \\
         src/labdeck/serving/proto/inference.proto
@@ -13,22 +15,20 @@ The Python modules in ``proto/`` are generated from ``proto/inference.proto``:
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from labdeck import __version__
 from labdeck.errors import InvalidParameter, LabdeckError, NotFound, Unavailable
 from labdeck.serving.dataplane import DataPlane
+from labdeck.serving.grpc_transport import GrpcError, GrpcServer, Status, UnaryMethod
 from labdeck.serving.proto import inference_pb2 as pb
-from labdeck.serving.proto import inference_pb2_grpc as pb_grpc
 from labdeck.serving.types import InferenceRequest, RequestedOutput, Tensor, dtype_of
 from labdeck.serving.v2_codec import _binary_data, _count, _from_bytes
-
-log = logging.getLogger("labdeck.serving")
 
 # datatype -> the InferTensorContents field that carries it
 _CONTENTS = {
@@ -92,39 +92,48 @@ def encode(response: Any, raw: bool) -> Any:
     return message
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+SERVICE = "inference.GRPCInferenceService"
+
+
+def _status(error: LabdeckError) -> Status:
+    if isinstance(error, NotFound):
+        return Status.NOT_FOUND
+    if isinstance(error, Unavailable):
+        return Status.UNAVAILABLE
+    return Status.INVALID_ARGUMENT
+
+
+class InferenceService:
+    """The service's methods, on messages; ``methods()`` is the transport's table, on bytes."""
+
     def __init__(self, plane: DataPlane):
         self.plane = plane
 
-    async def _fail(self, context: Any, error: LabdeckError) -> None:
-        code = grpc.StatusCode.INVALID_ARGUMENT
-        if isinstance(error, NotFound):
-            code = grpc.StatusCode.NOT_FOUND
-        elif isinstance(error, Unavailable):
-            code = grpc.StatusCode.UNAVAILABLE
-        await context.abort(code, error.message)
+    def methods(self) -> dict[str, UnaryMethod]:
+        return {
+            f"/{SERVICE}/ServerLive": _on_bytes(pb.ServerLiveRequest, self.server_live),
+            f"/{SERVICE}/ServerReady": _on_bytes(pb.ServerReadyRequest, self.server_ready),
+            f"/{SERVICE}/ModelReady": _on_bytes(pb.ModelReadyRequest, self.model_ready),
+            f"/{SERVICE}/ServerMetadata": _on_bytes(pb.ServerMetadataRequest, self.server_metadata),
+            f"/{SERVICE}/ModelMetadata": _on_bytes(pb.ModelMetadataRequest, self.model_metadata),
+            f"/{SERVICE}/ModelInfer": _on_bytes(pb.ModelInferRequest, self.model_infer),
+        }
 
-    async def ServerLive(self, request: Any, context: Any) -> Any:
+    async def server_live(self, request: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request: Any, context: Any) -> Any:
+    async def server_ready(self, request: Any) -> Any:
         return pb.ServerReadyResponse(ready=self.plane.ready)
 
-    async def ModelReady(self, request: Any, context: Any) -> Any:
-        try:
-            self.plane.check_model(request.name, request.version or None)
-        except LabdeckError as error:
-            await self._fail(context, error)
+    async def model_ready(self, request: Any) -> Any:
+        self.plane.check_model(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=self.plane.ready)
 
-    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+    async def server_metadata(self, request: Any) -> Any:
         return pb.ServerMetadataResponse(name="labdeck", version=__version__, extensions=["binary_tensor_data"])
 
-    async def ModelMetadata(self, request: Any, context: Any) -> Any:
-        try:
-            self.plane.check_model(request.name, request.version or None)
-        except LabdeckError as error:
-            await self._fail(context, error)
+    async def model_metadata(self, request: Any) -> Any:
+        self.plane.check_model(request.name, request.version or None)
         meta = self.plane.metadata
         reply = pb.ModelMetadataResponse(name=self.plane.name, platform=meta.platform if meta else "")
         if meta is not None:
@@ -135,7 +144,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 reply.outputs.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
         return reply
 
-    async def ModelInfer(self, request: Any, context: Any) -> Any:
+    async def model_infer(self, request: Any) -> Any:
         started = time.perf_counter()
         code = 500  # what the metrics count unless the request ends below
         metrics = self.plane.metrics
@@ -144,28 +153,36 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self.plane.check_model(request.model_name, request.model_version or None)
             if not self.plane.ready:
                 raise Unavailable("The model is still loading.")
-            decoded = decode(request)
-            response = await self.plane.infer(decoded)
+            response = await self.plane.infer(decode(request))
             answer = encode(response, raw=bool(request.raw_input_contents))
             code = 200
             return answer
         except LabdeckError as error:
             code = 404 if isinstance(error, NotFound) else 503 if isinstance(error, Unavailable) else 400
-            await self._fail(context, error)
+            raise
         finally:
             metrics._in_flight.dec()
             metrics.observe("grpc", code, started)
 
 
-def build_server(plane: DataPlane, max_message_bytes: int = 256 * 1024 * 1024) -> grpc.aio.Server:
+def _on_bytes(request_type: Any, method: Callable[[Any], Awaitable[Any]]) -> UnaryMethod:
+    """A method on messages as the transport calls it: request bytes in, response bytes out,
+    labdeck's errors as gRPC statuses."""
+
+    async def call(payload: bytes) -> bytes:
+        try:
+            request = request_type.FromString(payload)
+        except DecodeError:
+            raise GrpcError(Status.INVALID_ARGUMENT, f"The request is not a {request_type.DESCRIPTOR.name} message.") from None
+        try:
+            return (await method(request)).SerializeToString()  # type: ignore[no-any-return]
+        except LabdeckError as error:
+            raise GrpcError(_status(error), error.message) from None
+
+    return call
+
+
+def build_server(plane: DataPlane, max_message_bytes: int = 256 * 1024 * 1024) -> GrpcServer:
     """``max_message_bytes`` is ``--max-body-mb``: a request over it is RESOURCE_EXHAUSTED,
     gRPC's 413."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", 256 * 1024 * 1024),
-            ("grpc.so_reuseport", 1),
-        ]
-    )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane), server)
-    return server
+    return GrpcServer(InferenceService(plane).methods(), max_message_bytes)

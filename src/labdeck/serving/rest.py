@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from labdeck.serving import seldon_codec, v2_codec
 from labdeck.serving.dataplane import DataPlane
 from labdeck.wire.errors import http_status, seldon_body, v2_body
 from labdeck.wire.types import Receive, Scope, Send
+from labdeck.serving.request_ids import new_request_id
 
 log = logging.getLogger("labdeck.serving")
 access_log = logging.getLogger("labdeck.serving.access")
@@ -155,7 +155,7 @@ class ServingApp:
         found = self._exact.get((call.method, call.path))
         protocol = found[0] if found else ("v2" if call.path.startswith("/v2/") else "other")
         if self.log_requests and call.request_id is None:
-            call.request_id = uuid.uuid4().hex.encode()  # so that every logged line can be found again
+            call.request_id = new_request_id().encode()  # so that every logged line can be found again
         # the request metrics count predictions only: probes, metadata and /metrics itself
         # would swamp the rate, the error ratio and the latency of what the model does
         counted = (

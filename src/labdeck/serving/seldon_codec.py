@@ -11,13 +11,13 @@ request (ndarray in, ndarray out). MLflow scoring: exactly one of ``dataframe_sp
 from __future__ import annotations
 
 import base64
-import uuid
 from typing import Any
 
 import numpy as np
 
 from labdeck.errors import InvalidParameter
 from labdeck.serving.types import Tensor
+from labdeck.serving.request_ids import new_request_id
 
 SELDON_KINDS = ("ndarray", "tensor")
 
@@ -89,7 +89,7 @@ def _json_tensor(value: Any) -> Tensor:
 def seldon_response(outputs: list[Tensor], kind: str, meta: dict[str, Any], model: str) -> dict[str, Any]:
     result = outputs[0].data
     out_meta: dict[str, Any] = {
-        "puid": meta.get("puid") or uuid.uuid4().hex,
+        "puid": meta.get("puid") or new_request_id(),
         "tags": meta.get("tags") or {},
         "routing": {},
         "requestPath": {model: "labdeck"},

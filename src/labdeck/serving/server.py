@@ -147,8 +147,7 @@ class Worker:
             from labdeck.serving.grpc_server import build_server
 
             grpc_server = build_server(self.plane, int(self.options.max_body_mb * 1024 * 1024))
-            grpc_server.add_insecure_port(f"{self.options.host}:{self.options.grpc_port}")
-            await grpc_server.start()
+            await grpc_server.start(self.options.host, self.options.grpc_port)
         loading = asyncio.create_task(self._load())
         try:
             await self.http.start([self.sock])
