@@ -1,9 +1,10 @@
-"""The ceiling of a Python gRPC server on this machine: a bare grpc.aio server whose
-ModelInfer parses nothing and answers the same prebuilt response (uvloop, as `labdeck
-serve` runs it). Drive it with the shared gRPC load client to see how many calls per
-second grpcio itself allows, with no model and no protocol code:
+"""The ceiling of a Python gRPC server on this machine: a server whose ModelInfer parses
+nothing and answers the same prebuilt response (on uvloop, as `labdeck serve` runs), on
+grpcio's server or on labdeck's own transport (serving/grpc_transport.py). Drive it with
+the shared gRPC load client to see how many calls per second the transport itself allows,
+with no model and no protocol code:
 
-  .venv/bin/python bench/grpc_floor.py 18071 &
+  .venv/bin/python bench/grpc_floor.py labdeck 18071 &     # or: grpcio
   .bench/mlserver/bin/python ../shared/bench/serving/grpc_bench.py --target 127.0.0.1:18071 --model iris-lr
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import grpc
 import uvloop
 
 from labdeck.serving.proto import inference_pb2 as pb
@@ -27,7 +27,9 @@ def answer() -> bytes:
     return response.SerializeToString()
 
 
-async def serve(port: int) -> None:
+async def on_grpcio(port: int) -> None:
+    import grpc
+
     prebuilt = answer()
 
     async def model_infer(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
@@ -43,5 +45,20 @@ async def serve(port: int) -> None:
     await server.wait_for_termination()
 
 
+async def on_labdeck(port: int) -> None:
+    from labdeck.serving.grpc_transport import GrpcServer
+
+    prebuilt = answer()
+
+    async def model_infer(_request: bytes) -> bytes:
+        return prebuilt
+
+    server = GrpcServer({f"/{SERVICE}/ModelInfer": model_infer}, max_message_bytes=1 << 20)
+    await server.start("127.0.0.1", port)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    uvloop.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 18071))
+    transport = sys.argv[1] if len(sys.argv) > 1 else "labdeck"
+    serve = {"grpcio": on_grpcio, "labdeck": on_labdeck}[transport]
+    uvloop.run(serve(int(sys.argv[2]) if len(sys.argv) > 2 else 18071))

@@ -24,6 +24,8 @@ import pytest
 from labdeck.serving.proto import inference_pb2 as pb
 from labdeck.serving.proto import inference_pb2_grpc as pb_grpc
 from tests.serving.models_kit import IRIS_ROWS, Models, Servers, expected
+from tests.serving.serve_kit import metric, start_serve
+from tests.waiting import wait_until
 
 MODEL = "lr_pickle"  # served without a body limit of its own
 
@@ -112,6 +114,26 @@ def test_http1_on_the_grpc_port_is_turned_away_and_calls_still_work(target: str,
         httpx.get(f"http://{target}/v2/health/live", timeout=10, trust_env=False)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     assert stub.ServerLive(pb.ServerLiveRequest(), timeout=30).live
+
+
+def test_a_call_past_its_deadline_is_cancelled_and_counted_as_such(trained: Models, tmp_path: Any) -> None:
+    """A batch that waits 10 s for company: the client's deadline passes first, its stream
+    reset cancels the call, and the metrics count it as the client's doing (499), not a 5xx."""
+    served = start_serve(str(trained[MODEL].path), tmp_path, "--max-batch-size", "64", "--max-batch-time", "10")
+    try:
+        assert served.grpc_target is not None
+        with grpc.insecure_channel(served.grpc_target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            error = refusal(stub.ModelInfer, raw_request(IRIS_ROWS), timeout=0.5)
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        def counted(code: str) -> float:
+            return metric(served.get("/metrics").text, "labdeck_serving_requests_total", protocol="grpc", code=code)
+
+        wait_until(lambda: counted("499") == 1, timeout=30, what="the cancelled call counted")
+        assert counted("500") == 0
+    finally:
+        served.stop()
 
 
 class BareClient:

@@ -15,6 +15,7 @@ uses the messages; clients also the stubs in ``inference_pb2_grpc``):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -159,6 +160,9 @@ class InferenceService:
             return answer
         except LabdeckError as error:
             code = 404 if isinstance(error, NotFound) else 503 if isinstance(error, Unavailable) else 400
+            raise
+        except asyncio.CancelledError:  # the client reset the stream: a deadline or a cancel
+            code = 499
             raise
         finally:
             metrics._in_flight.dec()
