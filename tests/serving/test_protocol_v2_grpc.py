@@ -11,7 +11,7 @@ Calls: ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, and M
 with typed ``contents`` and with ``raw_input_contents`` (answered in
 ``raw_output_contents``). Answers equal the model's own predictions exactly; bad requests
 are INVALID_ARGUMENT, unknown models NOT_FOUND, each with a details string that says what
-was wrong.
+was wrong. Triton's own gRPC client (``tritonclient.grpc``) gets the same answers.
 """
 
 from __future__ import annotations
@@ -348,3 +348,27 @@ def test_a_message_over_the_body_limit_is_refused(v2: V2Client, trained: Models)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (error.code(), error.details())
     response = v2.ModelInfer(infer_request(v2, IRIS_ROWS, raw=True))
     np.testing.assert_array_equal(raw(response, 0), expected(trained["lr_skops"], IRIS_ROWS))
+
+
+def test_tritons_grpc_client(grpc_servers: Servers, trained: Models) -> None:
+    """``tritonclient.grpc``, as Triton, KServe and Seldon v2 users call a model: raw tensors
+    in and out, and the model's metadata."""
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(grpc_servers.get("iris").grpc_target)
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris")
+        metadata = client.get_model_metadata("iris", as_json=True)
+        assert metadata["name"] == "iris" and metadata["inputs"]
+        rows = triton.InferInput("x", list(IRIS_ROWS.shape), "FP64")
+        rows.set_data_from_numpy(IRIS_ROWS)
+        wanted = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")]
+        result = client.infer("iris", [rows], outputs=wanted, model_version="3")
+        np.testing.assert_array_equal(result.as_numpy("predict"), expected(trained["lr_skops"], IRIS_ROWS))
+        np.testing.assert_array_equal(result.as_numpy("predict_proba"), expected(trained["lr_skops"], IRIS_ROWS, "predict_proba"))
+        with pytest.raises(InferenceServerException) as caught:
+            client.infer("nope", [rows])
+        assert caught.value.status() == "StatusCode.NOT_FOUND"
+    finally:
+        client.close()
