@@ -184,17 +184,21 @@ def test_deploy_a_version_in_two_clicks_and_try_it_in_both_protocols(
     shot(page, "deployments")
 
 
-def test_deployment_metrics_api(platform_server: RunningServer, admin_api: httpx.Client, iris: str) -> None:  # noqa: F811
-    made = admin_api.post(
+def deploy(api: httpx.Client, name: str, model: str) -> None:
+    made = api.post(
         "/api/v1/deployments",
         json={
             "apiVersion": "labdeck.dev/v1",
             "kind": "ModelDeployment",
-            "metadata": {"name": "iris-metrics"},
-            "spec": {"predictors": [{"name": "main", "model": f"models:/{iris}/2"}]},
+            "metadata": {"name": name},
+            "spec": {"predictors": [{"name": "main", "model": model}]},
         },
     )
     assert made.status_code == 201, made.text
+
+
+def test_deployment_metrics_api(platform_server: RunningServer, admin_api: httpx.Client, iris: str) -> None:  # noqa: F811
+    deploy(admin_api, "iris-metrics", f"models:/{iris}/2")
     wait_until(lambda: admin_api.get("/api/v1/deployments/iris-metrics").json()["state"] == "AVAILABLE", "AVAILABLE")
     body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
     for _ in range(3):
@@ -225,16 +229,7 @@ def test_deployment_metrics_api(platform_server: RunningServer, admin_api: httpx
 def test_deleting_without_manage_shows_the_api_error_and_keeps_the_deployment(
     page: Any, platform_server: RunningServer, admin_api: httpx.Client, iris: str, console: Any  # noqa: F811
 ) -> None:
-    made = admin_api.post(
-        "/api/v1/deployments",
-        json={
-            "apiVersion": "labdeck.dev/v1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": "iris-kept"},
-            "spec": {"predictors": [{"name": "main", "model": f"models:/{iris}/1"}]},
-        },
-    )
-    assert made.status_code == 201, made.text
+    deploy(admin_api, "iris-kept", f"models:/{iris}/1")
     make_user(admin_api, "eddie")
     grant(admin_api, "deployment", "iris-kept", "eddie", "EDIT")
     console.allow(r"status of 403")
