@@ -200,6 +200,19 @@ def test_an_answer_larger_than_the_clients_window_waits_for_window_updates(bare:
     np.testing.assert_array_equal(answer, expected(trained[MODEL], rows, "predict_proba"))
 
 
+def test_a_request_that_is_not_grpc_gets_415(bare: BareClient) -> None:
+    stream = bare.h2.get_next_available_stream_id()
+    bare.h2.send_headers(stream, [
+        (b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/inference.GRPCInferenceService/ServerLive"),
+        (b":authority", b"labdeck"), (b"accept", b"text/html"),
+    ], end_stream=True)
+    bare.send()
+    answered: list[dict[bytes, bytes]] = []
+    while not answered:
+        answered += [dict(e.headers) for e in bare.events() if isinstance(e, h2.events.ResponseReceived)]
+    assert answered[0][b":status"] == b"415"
+
+
 def test_pings_are_answered(bare: BareClient) -> None:
     """Clients' keepalives: a PING unanswered would make them drop the connection."""
     bare.h2.ping(b"labdeck!")
