@@ -17,7 +17,10 @@ was wrong. Triton's own gRPC client (``tritonclient.grpc``) gets the same answer
 from __future__ import annotations
 
 import ast
+import json
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -350,25 +353,47 @@ def test_a_message_over_the_body_limit_is_refused(v2: V2Client, trained: Models)
     np.testing.assert_array_equal(raw(response, 0), expected(trained["lr_skops"], IRIS_ROWS))
 
 
+# tritonclient.grpc's generated modules register the same ``inference.*`` symbols in
+# protobuf's process-wide pool as labdeck's own (see the module docstring): it runs in a
+# process of its own, as a user's client would.
+TRITON_GRPC_CLIENT = """
+import json, sys
+import numpy as np
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
+
+client = triton.InferenceServerClient(sys.argv[1])
+rows = np.array(json.loads(sys.argv[2]), dtype=np.float64)
+x = triton.InferInput("x", list(rows.shape), "FP64")
+x.set_data_from_numpy(rows)
+wanted = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")]
+result = client.infer("iris", [x], outputs=wanted, model_version="3")
+try:
+    client.infer("nope", [x])
+    unknown = "answered"
+except InferenceServerException as error:
+    unknown = error.status()
+print(json.dumps({
+    "live": client.is_server_live(), "ready": client.is_server_ready(), "model_ready": client.is_model_ready("iris"),
+    "metadata": client.get_model_metadata("iris", as_json=True),
+    "predict": result.as_numpy("predict").tolist(), "predict_proba": result.as_numpy("predict_proba").tolist(),
+    "unknown": unknown,
+}))
+client.close()
+"""
+
+
 def test_tritons_grpc_client(grpc_servers: Servers, trained: Models) -> None:
     """``tritonclient.grpc``, as Triton, KServe and Seldon v2 users call a model: raw tensors
     in and out, and the model's metadata."""
-    import tritonclient.grpc as triton
-    from tritonclient.utils import InferenceServerException
-
-    client = triton.InferenceServerClient(grpc_servers.get("iris").grpc_target)
-    try:
-        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris")
-        metadata = client.get_model_metadata("iris", as_json=True)
-        assert metadata["name"] == "iris" and metadata["inputs"]
-        rows = triton.InferInput("x", list(IRIS_ROWS.shape), "FP64")
-        rows.set_data_from_numpy(IRIS_ROWS)
-        wanted = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")]
-        result = client.infer("iris", [rows], outputs=wanted, model_version="3")
-        np.testing.assert_array_equal(result.as_numpy("predict"), expected(trained["lr_skops"], IRIS_ROWS))
-        np.testing.assert_array_equal(result.as_numpy("predict_proba"), expected(trained["lr_skops"], IRIS_ROWS, "predict_proba"))
-        with pytest.raises(InferenceServerException) as caught:
-            client.infer("nope", [rows])
-        assert caught.value.status() == "StatusCode.NOT_FOUND"
-    finally:
-        client.close()
+    ran = subprocess.run(
+        [sys.executable, "-c", TRITON_GRPC_CLIENT, grpc_servers.get("iris").grpc_target, json.dumps(IRIS_ROWS.tolist())],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert seen["live"] and seen["ready"] and seen["model_ready"]
+    assert seen["metadata"]["name"] == "iris" and seen["metadata"]["inputs"]
+    np.testing.assert_array_equal(seen["predict"], expected(trained["lr_skops"], IRIS_ROWS))
+    np.testing.assert_array_equal(seen["predict_proba"], expected(trained["lr_skops"], IRIS_ROWS, "predict_proba"))
+    assert seen["unknown"] == "StatusCode.NOT_FOUND"
