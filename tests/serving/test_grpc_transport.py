@@ -24,6 +24,7 @@ import pytest
 from labdeck.serving.proto import inference_pb2 as pb
 from labdeck.serving.proto import inference_pb2_grpc as pb_grpc
 from tests.serving.models_kit import IRIS_ROWS, Models, Servers, expected
+from tests.serving.test_protocol_v2_grpc import refused
 from tests.serving.serve_kit import metric, start_serve
 from tests.waiting import wait_until
 
@@ -54,12 +55,6 @@ def many_rows(count: int) -> np.ndarray:
     return np.random.default_rng(7).normal(IRIS_ROWS.mean(axis=0), 1.0, size=(count, 4))
 
 
-def refusal(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
 def test_large_messages_arrive_whole(channel: Any, trained: Models) -> None:
     rows = many_rows(100_000)  # 3.2 MB in, 2.4 MB out
     reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(raw_request(rows, "predict_proba"), timeout=60)
@@ -81,14 +76,14 @@ def test_calls_in_flight_together_each_get_their_own_answer(channel: Any, traine
 @pytest.mark.parametrize("path", ["/inference.GRPCInferenceService/Explain", "/other.Service/ModelInfer"])
 def test_a_method_this_server_does_not_have_is_unimplemented(channel: Any, path: str) -> None:
     call = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
-    error = refusal(call, b"", timeout=30)
+    error = refused(call, b"", timeout=30)
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert error.details() == f"Method not found: {path}"
 
 
 def test_a_compressed_message_is_refused_with_the_reason(channel: Any) -> None:
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
-    error = refusal(stub.ModelInfer, raw_request(IRIS_ROWS), timeout=30, compression=grpc.Compression.Gzip)
+    error = refused(stub.ModelInfer, raw_request(IRIS_ROWS), timeout=30, compression=grpc.Compression.Gzip)
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "uncompressed" in error.details()
     assert stub.ModelInfer(raw_request(IRIS_ROWS), timeout=30).outputs[0].name == "predict"
@@ -96,7 +91,7 @@ def test_a_compressed_message_is_refused_with_the_reason(channel: Any) -> None:
 
 def test_a_message_that_does_not_parse_is_invalid_argument(channel: Any) -> None:
     call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer", request_serializer=None, response_deserializer=None)
-    error = refusal(call, b"\xff\xff\xff\xff", timeout=30)
+    error = refused(call, b"\xff\xff\xff\xff", timeout=30)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "The request is not a ModelInferRequest message."
 
@@ -104,7 +99,7 @@ def test_a_message_that_does_not_parse_is_invalid_argument(channel: Any) -> None
 def test_a_status_message_outside_ascii_arrives_intact(channel: Any) -> None:
     request = raw_request(IRIS_ROWS)
     request.model_name = "modèle-ünknown %41"
-    error = refusal(pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer, request, timeout=30)
+    error = refused(pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer, request, timeout=30)
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert "modèle-ünknown %41" in error.details()
 
@@ -124,7 +119,7 @@ def test_a_call_past_its_deadline_is_cancelled_and_counted_as_such(trained: Mode
         assert served.grpc_target is not None
         with grpc.insecure_channel(served.grpc_target) as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            error = refusal(stub.ModelInfer, raw_request(IRIS_ROWS), timeout=0.5)
+            error = refused(stub.ModelInfer, raw_request(IRIS_ROWS), timeout=0.5)
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
         def counted(code: str) -> float:

@@ -160,9 +160,9 @@ def raw(response: Any, index: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=dtype).reshape(list(output.shape))
 
 
-def refused(call: Any, request: Any) -> grpc.RpcError:
+def refused(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
-        call(request)
+        call(*args, **kwargs)
     return caught.value
 
 

@@ -55,21 +55,22 @@ _CONFIG = h2.config.H2Configuration(
     normalize_outbound_headers=False,
 )
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-_OK_TRAILERS = [(b"grpc-status", b"0")]
+_UNCOMPRESSED_ONLY = "Compressed messages are not accepted: send them uncompressed (identity)."
 
 
 class Status(IntEnum):
     """The gRPC status codes this server answers with."""
 
     OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
     INVALID_ARGUMENT = 3
     NOT_FOUND = 5
     RESOURCE_EXHAUSTED = 8
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+
+
+_OK_TRAILERS = [(b"grpc-status", b"%d" % Status.OK)]
 
 
 class GrpcError(Exception):
@@ -172,7 +173,7 @@ class _Connection(asyncio.Protocol):
         elif method is None:
             self._refuse(stream_id, Status.UNIMPLEMENTED, f"Method not found: {path}")
         elif fields.get(b"grpc-encoding", b"identity") != b"identity":
-            self._refuse(stream_id, Status.UNIMPLEMENTED, "Compressed messages are not accepted: send them uncompressed (identity).")
+            self._refuse(stream_id, Status.UNIMPLEMENTED, _UNCOMPRESSED_ONLY)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -189,7 +190,7 @@ class _Connection(asyncio.Protocol):
                     f"The request message has {length} bytes, over this server's limit of {self.server.max_message_bytes} (--max-body-mb).",
                 )
             elif flag:
-                self._refuse(event.stream_id, Status.UNIMPLEMENTED, "Compressed messages are not accepted: send them uncompressed.")
+                self._refuse(event.stream_id, Status.UNIMPLEMENTED, _UNCOMPRESSED_ONLY)
 
     def _on_end(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
