@@ -15,9 +15,9 @@ from labdeck.errors import NotFound
 from labdeck.serving.batching import AdaptiveBatcher, DirectPredictor
 from labdeck.serving.compile import CompileOutcome, compile_runtime
 from labdeck.serving.metrics import ServingMetrics
+from labdeck.serving.request_ids import new_request_id
 from labdeck.serving.runtime import Runtime
 from labdeck.serving.types import InferenceRequest, InferenceResponse, ModelMetadata, Tensor
-from labdeck.serving.request_ids import new_request_id
 
 
 class DataPlane:

@@ -20,9 +20,9 @@ from labdeck import __version__
 from labdeck.errors import InvalidParameter, LabdeckError
 from labdeck.serving import seldon_codec, v2_codec
 from labdeck.serving.dataplane import DataPlane
+from labdeck.serving.request_ids import new_request_id
 from labdeck.wire.errors import http_status, seldon_body, v2_body
 from labdeck.wire.types import Receive, Scope, Send
-from labdeck.serving.request_ids import new_request_id
 
 log = logging.getLogger("labdeck.serving")
 access_log = logging.getLogger("labdeck.serving.access")

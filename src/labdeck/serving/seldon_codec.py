@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from labdeck.errors import InvalidParameter
-from labdeck.serving.types import Tensor
 from labdeck.serving.request_ids import new_request_id
+from labdeck.serving.types import Tensor
 
 SELDON_KINDS = ("ndarray", "tensor")
 
